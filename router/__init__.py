@@ -1,0 +1,3 @@
+"""omniroute: omnichannel message routing daemon."""
+
+__version__ = "0.1.0"

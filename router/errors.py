@@ -1,0 +1,83 @@
+"""One error tree for the whole daemon.
+
+Everything the core raises on purpose is an ``OmnirouteError``; the HTTP middleware
+turns it into ``{"error": {"code", "message"}}`` with the class's status. Backends
+translate their libraries' exceptions into these at the boundary, so the core never
+catches ``redis.*`` or ``aiormq.*``::
+
+    OmnirouteError
+    ├── ConfigError                 invalid settings (start-up refused, every problem listed)
+    ├── InputError            400   bad request body or parameter
+    │   ├── InvalidMessage    422   a message that does not fit the canonical model
+    │   └── InvalidIdentity   422   an identifier that does not parse (email, phone, kind)
+    ├── Unauthorized          401   missing or wrong token, bad webhook signature
+    ├── NotFound              404   unknown customer, conversation, queue
+    ├── Conflict              409   a state change that is impossible now (merge into self ...)
+    ├── PayloadTooLarge       413   body over the configured limit
+    └── BackendUnavailable    503   Redis, RabbitMQ or SQLite not reachable: nothing was stored
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class OmnirouteError(Exception):
+    """Base of every error the daemon raises on purpose."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(OmnirouteError):
+    """The configuration is invalid; ``problems`` lists every bad key."""
+
+    code = "invalid_config"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+class InputError(OmnirouteError):
+    status = 400
+    code = "bad_request"
+
+
+class InvalidMessage(InputError):
+    status = 422
+    code = "invalid_message"
+
+
+class InvalidIdentity(InputError):
+    status = 422
+    code = "invalid_identity"
+
+
+class Unauthorized(OmnirouteError):
+    status = 401
+    code = "unauthorized"
+
+
+class NotFound(OmnirouteError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(OmnirouteError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(OmnirouteError):
+    status = 413
+    code = "payload_too_large"
+
+
+class BackendUnavailable(OmnirouteError):
+    status = 503
+    code = "backend_unavailable"

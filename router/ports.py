@@ -1,0 +1,227 @@
+"""The two ports the core talks through. Each has a production and an embedded
+implementation (``RedisStore`` / ``SqliteStore``, ``AmqpBroker`` / ``MemoryBroker``)
+and one contract suite in ``tests/contract`` that runs against both.
+
+Implementations raise only ``router.errors`` exceptions: ``BackendUnavailable`` when the
+server or file cannot be reached (nothing was changed, or the change is atomic and did
+not happen), ``NotFound`` / ``Conflict`` where documented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Protocol
+
+import msgspec
+
+from router.models import (
+    BacklogStats,
+    ClaimedItem,
+    Conversation,
+    Customer,
+    HistoryPage,
+    IngestRequest,
+    IngestResult,
+    MergeRecord,
+)
+
+
+class Store(Protocol):
+    """Customers, identities, conversations, history, backlog and dedupe keys.
+
+    Identity invariant: a verified identity key belongs to at most one live customer.
+    A merged customer (``merged_into`` set) owns nothing: its identities, suggested
+    links, history and conversations belong to the winner.
+    """
+
+    async def open(self) -> None:
+        """Connect, create the schema or load the scripts. Idempotent."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise ``BackendUnavailable`` unless the backend answers."""
+        ...
+
+    async def ingest(self, requests: Sequence[IngestRequest]) -> list[IngestResult]:
+        """Store each message atomically and durably, in order; one result per request.
+
+        Per message, as one atomic step:
+        1. Dedupe on ``(source, external_id)``: a repeat returns the first result with
+           ``duplicate=True`` (customer id followed through merges, current queue,
+           priority and deadline of its conversation, ``item_id=None``) and changes nothing.
+        2. Identity: the live owners of the message's *verified* identities. None: the
+           open conversation's customer for the thread key if any, else a new customer
+           with ``new_customer_id``. Several: merge them all into the oldest
+           (``created_at``, then id) with reason ``identity:<key>`` and list the losers in
+           ``merged``. Then every verified identity is owned by that customer. Each
+           *unverified* identity not already verified on that customer becomes (or
+           stays) a suggested link, with ``other_customer_id`` set when another live
+           customer owns it verified. ``sender_name`` fills an empty name;
+           ``customer_attributes`` are merged into the profile (message wins).
+        3. Conversation: the customer's *open or pending* conversation with the same
+           thread key (source + thread), else a new one with ``new_conversation_id`` and
+           the decision's queue, priority and deadline. A new message on an existing
+           conversation sets it ``open`` and increments ``message_count``; its queue,
+           priority and deadline change only when the conversation had no item waiting.
+        4. History: the message joins the customer's history (ordered by ``sent_at``).
+        5. Backlog: when the conversation already has an item waiting in the backlog
+           the item now carries this message (same ``item_id``; its deadline and
+           priority become the more urgent of the two). Otherwise a new item with
+           ``new_item_id`` is queued in the decision's queue.
+        """
+        ...
+
+    async def get_customer(self, customer_id: str) -> Customer | None:
+        """The record as stored; a merged customer comes back with ``merged_into``."""
+        ...
+
+    async def resolve_customer(self, customer_id: str) -> str | None:
+        """Follow ``merged_into`` to the live customer; None when unknown."""
+        ...
+
+    async def find_customer(self, identity_key: str) -> str | None:
+        """The live customer owning the *verified* identity ``kind:value``."""
+        ...
+
+    async def history(
+        self, customer_id: str, *, limit: int, before: str | None = None
+    ) -> HistoryPage:
+        """Every message of the customer (all channels), newest ``sent_at`` first.
+
+        ``before`` is a cursor from a previous page's ``next_before``. Raises
+        ``NotFound`` for an unknown customer; ``InputError`` for a malformed cursor.
+        """
+        ...
+
+    async def merge(
+        self, winner_id: str, loser_id: str, *, at: datetime, reason: str
+    ) -> MergeRecord:
+        """Merge ``loser`` into ``winner`` atomically: identities, suggested links,
+        history and conversations move; no message is lost or duplicated; the loser
+        keeps ``merged_into``. ``NotFound`` if either is unknown, ``Conflict`` if they
+        are the same live customer or either is already merged away."""
+        ...
+
+    async def merges(self, customer_id: str) -> list[MergeRecord]:
+        """Merge records naming the customer, oldest first."""
+        ...
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
+
+    async def claim(
+        self,
+        queue: str,
+        limit: int,
+        *,
+        now: datetime,
+        lease_until: datetime | None,
+        history_limit: int,
+    ) -> list[ClaimedItem]:
+        """Take up to ``limit`` items off the queue's backlog, most urgent first, and
+        hold them as *released* until ``settle``. Atomic: two processes never claim the
+        same item. With ``lease_until`` a released item not settled by then goes back
+        to the backlog in ``requeue_expired``; with None it stays released until
+        ``settle`` or ``requeue_released``. The conversation's waiting item is cleared,
+        so its next message opens a new item."""
+        ...
+
+    async def settle(self, item_ids: Sequence[str]) -> None:
+        """Forget released items: the broker now holds them durably, or a tool acked."""
+        ...
+
+    async def requeue_expired(self, now: datetime) -> int:
+        """Released items whose lease ended go back to their backlog; returns how many."""
+        ...
+
+    async def requeue_released(self) -> int:
+        """Every released item goes back to its backlog (the embedded broker restarted)."""
+        ...
+
+    async def backlog_stats(self) -> dict[str, BacklogStats]:
+        """Per queue with anything waiting or released: depth, oldest deadline, released."""
+        ...
+
+
+# --- broker ---------------------------------------------------------------------------
+
+
+class Delivery(Protocol):
+    """One message handed to a consumer; settle it exactly once."""
+
+    @property
+    def body(self) -> bytes: ...
+
+    @property
+    def redelivered(self) -> bool: ...
+
+    async def ack(self) -> None: ...
+
+    async def nack(self, *, requeue: bool = True) -> None:
+        """``requeue=False`` drops it (dead-letters it where the queue has one)."""
+        ...
+
+
+class Subscription(Protocol):
+    """A consumer with ``prefetch`` unacked deliveries at most; iterate to receive."""
+
+    def __aiter__(self) -> AsyncIterator[Delivery]: ...
+
+    async def close(self) -> None:
+        """Stop consuming; unacked deliveries go back to the queue."""
+        ...
+
+
+class QueueDepth(msgspec.Struct, kw_only=True):
+    ready: int
+    """Messages waiting for a consumer (not counting delivered, unacked ones)."""
+    consumers: int
+
+
+InboundHandler = Callable[[bytes], Awaitable[None]]
+"""Stores one inbound message; raising leaves it for redelivery (or rejects it for
+``router.errors.InputError``)."""
+
+
+class Broker(Protocol):
+    """Agent queues (``omniroute.queue.<name>``), the events exchange and inbound."""
+
+    durable: bool
+    """True when a published message survives this process (RabbitMQ)."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise ``BackendUnavailable`` unless the broker answers."""
+        ...
+
+    async def declare_queue(self, queue: str) -> None:
+        """Make sure the agent queue for ``queue`` exists (durable on RabbitMQ)."""
+        ...
+
+    async def publish(self, queue: str, bodies: Sequence[tuple[str, bytes]]) -> None:
+        """Publish ``(message_id, body)`` pairs to the agent queue in order; returns
+        once every one is confirmed (persistent, publisher confirms)."""
+        ...
+
+    async def publish_event(self, routing_key: str, body: bytes) -> None:
+        """Publish to the topic exchange ``omniroute.events``."""
+        ...
+
+    async def depth(self, queue: str) -> QueueDepth: ...
+
+    async def subscribe(self, queue: str, *, prefetch: int) -> Subscription: ...
+
+    async def consume_inbound(self, handler: InboundHandler) -> None:
+        """Feed every message published to ``omniroute.inbound`` to ``handler``; ack
+        after it returns. Returns once consuming has started."""
+        ...
+
+    def on_settled(self, callback: Callable[[Sequence[str]], Awaitable[None]]) -> None:
+        """Call ``callback(message_ids)`` when consumers ack or reject messages (the
+        non-durable broker uses this to let the store forget released items)."""
+        ...
