@@ -216,6 +216,15 @@ class Broker(Protocol):
 
     async def subscribe(self, queue: str, *, prefetch: int) -> Subscription: ...
 
+    async def subscribe_events(self, pattern: str, *, prefetch: int = 100) -> Subscription:
+        """A consumer of ``omniroute.events`` for routing keys matching the topic
+        ``pattern`` (``sla.*``, ``#``); its queue goes away with the subscription."""
+        ...
+
+    async def publish_inbound(self, body: bytes) -> None:
+        """Publish one canonical message JSON to ``omniroute.inbound``."""
+        ...
+
     async def consume_inbound(self, handler: InboundHandler) -> None:
         """Feed every message published to ``omniroute.inbound`` to ``handler``; ack
         after it returns. Returns once consuming has started."""

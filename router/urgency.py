@@ -10,13 +10,13 @@ from datetime import datetime
 
 from router.clock import from_ms, to_ms
 
-PRIORITY_BITS = 8
+PRIORITY_SLOTS = 8
 
 
 def score(deadline: datetime, priority: int) -> int:
     """Lower is more urgent."""
-    return to_ms(deadline) * PRIORITY_BITS + priority
+    return to_ms(deadline) * PRIORITY_SLOTS + priority
 
 
 def deadline_of(score_value: int) -> datetime:
-    return from_ms(score_value // PRIORITY_BITS)
+    return from_ms(score_value // PRIORITY_SLOTS)
