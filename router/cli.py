@@ -1,0 +1,76 @@
+"""``omniroute``: serve, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from router import __version__
+from router import logging as logs
+from router.errors import ConfigError
+from router.settings import Settings, describe, load
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler = args.handler
+    code: int = handler(args)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omniroute", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"omniroute {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the daemon")
+    serve.add_argument("--config", type=Path, help="TOML file (default: $OMNIROUTE_CONFIG)")
+    serve.set_defaults(handler=_serve)
+    check = sub.add_parser("check-config", help="validate a configuration file and exit")
+    check.add_argument("file", type=Path)
+    check.set_defaults(handler=_check)
+    return parser
+
+
+def _settings(path: Path | None) -> Settings | None:
+    try:
+        return load(path)
+    except ConfigError as exc:
+        print(f"omniroute: {exc}", file=sys.stderr)
+        return None
+
+
+def _check(args: argparse.Namespace) -> int:
+    settings = _settings(args.file)
+    if settings is None:
+        return 2
+    print(json.dumps(describe(settings), indent=2))
+    print(f"{args.file}: ok", file=sys.stderr)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(args.config)
+    if settings is None:
+        return 2
+    logs.configure(settings.log.level, settings.log.format)
+    from router.app import create_app
+
+    web.run_app(
+        create_app(settings),
+        host=settings.http.host,
+        port=settings.http.port,
+        shutdown_timeout=settings.http.shutdown_timeout_s,
+        access_log=None,
+        print=None,
+        handle_signals=True,
+    )
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""Typed application keys: what the composition root puts into the app."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from router.clock import Clock
+from router.dispatcher import Dispatcher
+from router.metrics import Metrics
+from router.pipeline import Ingestor
+from router.ports import Broker, Store
+from router.settings import Secret, Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)
+METRICS = web.AppKey("metrics", Metrics)
+STORE = web.AppKey("store", Store)
+BROKER = web.AppKey("broker", Broker)
+INGESTOR = web.AppKey("ingestor", Ingestor)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+TOKEN = web.AppKey("token", Secret)
+SOCKETS = web.AppKey("sockets", set[web.WebSocketResponse])

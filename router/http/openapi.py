@@ -1,0 +1,307 @@
+"""The OpenAPI 3.1 document the daemon serves at ``GET /v1/openapi.json``. Schemas are
+generated from the model structs, so the document cannot drift from the code."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from router import __version__
+from router.http.responses import json_response
+from router.models import (
+    Conversation,
+    Customer,
+    HistoryPage,
+    InboundMessage,
+    MergeRecord,
+    WorkItem,
+)
+
+routes = web.RouteTableDef()
+
+_REF = "#/components/schemas/{name}"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF.format(name=name)}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERROR = _json(_ref("Error"), 'Error: {"error": {"code", "message"}}')
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+_SOCKET_DOC = (
+    'Frames from the daemon: {"type": "item", "redelivered": bool, "item": WorkItem} and '
+    '{"type": "error", "error": {...}}. At most `capacity` items are unacknowledged; '
+    "unacked items return to the queue when the socket closes. Authenticate with the "
+    "Authorization header or ?access_token=."
+)
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(s): _ERROR for s in statuses}
+
+
+def _paths() -> dict[str, Any]:
+    accepted = _json(_ref("Accepted"), "Stored; routed to a queue")
+    return {
+        "/healthz": {
+            "get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: store and broker reachable",
+                "responses": {"200": {"description": "ready"}, **_errors(503)},
+            }
+        },
+        "/metrics": {
+            "get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}
+        },
+        "/v1/messages": {
+            "post": {
+                "summary": "Ingest one canonical message (generic connector)",
+                "requestBody": {"required": True, **_json(_ref("InboundMessage"), "message")},
+                "responses": {
+                    "202": accepted,
+                    "200": _json(
+                        _ref("Accepted"), "Duplicate of a stored message (duplicate: true)"
+                    ),
+                    **_errors(400, 401, 413, 422, 503),
+                },
+            }
+        },
+        "/v1/customers": {
+            "get": {
+                "summary": "Look up the customer owning a verified identity",
+                "parameters": [
+                    {
+                        "name": "identity",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "example": "email:maria.lopez@example.com"},
+                    }
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "customers": {"type": "array", "items": _ref("Customer")}
+                            },
+                        },
+                        "matches (0 or 1)",
+                    ),
+                    **_errors(400, 401, 422),
+                },
+            }
+        },
+        "/v1/customers/{id}": {
+            "get": {
+                "summary": "Customer profile: identities, suggested links, attributes",
+                "parameters": [_ID],
+                "responses": {
+                    "200": _json(_ref("Customer"), "profile"),
+                    "308": {"description": "merged: Location names the surviving customer"},
+                    **_errors(401, 404),
+                },
+            }
+        },
+        "/v1/customers/{id}/history": {
+            "get": {
+                "summary": "Every message of the customer on every channel, newest first",
+                "parameters": [
+                    _ID,
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                    },
+                    {
+                        "name": "before",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "next_before of the previous page",
+                    },
+                ],
+                "responses": {
+                    "200": _json(_ref("HistoryPage"), "page"),
+                    "308": {"description": "merged"},
+                    **_errors(400, 401, 404),
+                },
+            }
+        },
+        "/v1/customers/{id}/merge": {
+            "post": {
+                "summary": "Merge another customer into this one",
+                "parameters": [_ID],
+                "requestBody": {
+                    "required": True,
+                    **_json(
+                        {
+                            "type": "object",
+                            "required": ["other"],
+                            "properties": {"other": {"type": "string"}},
+                        },
+                        "the customer to merge in",
+                    ),
+                },
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "merge": _ref("MergeRecord"),
+                                "customer": _ref("Customer"),
+                            },
+                        },
+                        "merged",
+                    ),
+                    **_errors(400, 401, 404, 409),
+                },
+            }
+        },
+        "/v1/customers/{id}/merges": {
+            "get": {
+                "summary": "Merge records of the customer",
+                "parameters": [_ID],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "merges": {"type": "array", "items": _ref("MergeRecord")}
+                            },
+                        },
+                        "records",
+                    ),
+                    **_errors(401, 404),
+                },
+            }
+        },
+        "/v1/conversations/{id}": {
+            "get": {
+                "summary": "Conversation state, queue, priority, deadline",
+                "parameters": [_ID],
+                "responses": {
+                    "200": _json(_ref("Conversation"), "conversation"),
+                    **_errors(401, 404),
+                },
+            }
+        },
+        "/v1/queues": {
+            "get": {
+                "summary": "Queues: backlog, ready, consumers, oldest deadline",
+                "responses": {"200": _json(_ref("QueueList"), "queues"), **_errors(401)},
+            }
+        },
+        "/v1/queues/{name}/subscribe": {
+            "get": {
+                "summary": 'WebSocket: receive work items, answer {"ack": id} or {"nack": id}',
+                "description": _SOCKET_DOC,
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {
+                        "name": "capacity",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 1},
+                    },
+                ],
+                "responses": {
+                    "101": {"description": "switching to WebSocket"},
+                    **_errors(400, 401, 404),
+                },
+            }
+        },
+    }
+
+
+def _extra_schemas() -> dict[str, Any]:
+    string = {"type": "string"}
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {"code": string, "message": string},
+                }
+            },
+        },
+        "Accepted": {
+            "type": "object",
+            "required": [
+                "message_id",
+                "customer_id",
+                "conversation_id",
+                "queue",
+                "priority",
+                "deadline",
+                "duplicate",
+            ],
+            "properties": {
+                "message_id": string,
+                "customer_id": string,
+                "conversation_id": string,
+                "queue": string,
+                "priority": {"type": "integer"},
+                "deadline": {"type": "string", "format": "date-time"},
+                "duplicate": {"type": "boolean"},
+            },
+        },
+        "QueueList": {
+            "type": "object",
+            "properties": {
+                "queues": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": string,
+                            "backlog": {"type": "integer"},
+                            "ready": {"type": "integer"},
+                            "depth": {"type": "integer"},
+                            "consumers": {"type": "integer"},
+                            "oldest_deadline": {"type": ["string", "null"], "format": "date-time"},
+                        },
+                    },
+                }
+            },
+        },
+    }
+
+
+@cache
+def document() -> dict[str, Any]:
+    _, components = msgspec.json.schema_components(
+        [InboundMessage, Customer, HistoryPage, Conversation, MergeRecord, WorkItem],
+        ref_template=_REF,
+    )
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "omniroute",
+            "version": __version__,
+            "description": "Omnichannel message routing daemon. "
+            "/v1 needs Authorization: Bearer <token>.",
+        },
+        "components": {
+            "schemas": {**components, **_extra_schemas()},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+        "paths": _paths(),
+    }
+
+
+@routes.get("/v1/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(document())

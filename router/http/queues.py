@@ -1,0 +1,139 @@
+"""Agent queues: ``GET /v1/queues`` (depth, oldest deadline, consumers) and
+``GET /v1/queues/{name}/subscribe``, the WebSocket agent tools consume over.
+
+Socket protocol (JSON text frames). The daemon sends
+``{"type": "item", "item": <work item>}`` for each delivery, at most ``capacity``
+unacknowledged at once, and ``{"type": "error", "error": {"code", "message"}}`` for a
+frame it cannot use. The tool answers ``{"ack": "<item_id>"}`` or
+``{"nack": "<item_id>", "requeue": true}``. Items not acked when the socket closes go
+back to the queue at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import msgspec
+import structlog
+from aiohttp import WSMsgType, web
+
+from router.errors import InputError, NotFound
+from router.http.keys import BROKER, SETTINGS, SOCKETS, STORE
+from router.http.responses import error_body, json_response
+from router.ports import Delivery, Subscription
+
+log = structlog.get_logger("router.http.queues")
+routes = web.RouteTableDef()
+
+MAX_CAPACITY = 1000
+_encoder = msgspec.json.Encoder()
+
+
+class _ItemId(msgspec.Struct):
+    item_id: str
+
+
+class _Answer(msgspec.Struct, forbid_unknown_fields=True):
+    ack: str | None = None
+    nack: str | None = None
+    requeue: bool = True
+
+
+@routes.get("/v1/queues")
+async def list_queues(request: web.Request) -> web.Response:
+    app = request.app
+    stats = await app[STORE].backlog_stats()
+    out = []
+    for name in app[SETTINGS].routing.queues:
+        depth = await app[BROKER].depth(name)
+        backlog = stats.get(name)
+        out.append(
+            {
+                "name": name,
+                "backlog": backlog.depth if backlog else 0,
+                "ready": depth.ready,
+                "depth": (backlog.depth if backlog else 0) + depth.ready,
+                "consumers": depth.consumers,
+                "oldest_deadline": backlog.oldest_deadline if backlog else None,
+            }
+        )
+    return json_response({"queues": out})
+
+
+@routes.get("/v1/queues/{name}/subscribe")
+async def subscribe(request: web.Request) -> web.WebSocketResponse:
+    name = request.match_info["name"]
+    if name not in request.app[SETTINGS].routing.queues:
+        raise NotFound(f"no queue {name!r}")
+    capacity = _capacity(request)
+    subscription = await request.app[BROKER].subscribe(name, prefetch=capacity)
+    ws = web.WebSocketResponse(heartbeat=30)
+    await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
+    log.info("agent.subscribed", queue=name, capacity=capacity)
+    try:
+        await _serve(ws, subscription)
+    finally:
+        request.app[SOCKETS].discard(ws)
+        await subscription.close()
+        log.info("agent.unsubscribed", queue=name)
+    return ws
+
+
+def _capacity(request: web.Request) -> int:
+    raw = request.query.get("capacity", "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_CAPACITY:
+        raise InputError(f"capacity must be a whole number from 1 to {MAX_CAPACITY}")
+    return int(raw)
+
+
+async def _serve(ws: web.WebSocketResponse, subscription: Subscription) -> None:
+    held: dict[str, Delivery] = {}
+    sender = asyncio.create_task(_send_items(ws, subscription, held))
+    try:
+        await _read_answers(ws, held)
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+
+
+async def _send_items(
+    ws: web.WebSocketResponse, subscription: Subscription, held: dict[str, Delivery]
+) -> None:
+    async for delivery in subscription:
+        item_id = msgspec.json.decode(delivery.body, type=_ItemId).item_id
+        held[item_id] = delivery
+        frame = b'{"type":"item","redelivered":%s,"item":%s}' % (
+            b"true" if delivery.redelivered else b"false",
+            delivery.body,
+        )
+        await ws.send_str(frame.decode())
+
+
+async def _read_answers(ws: web.WebSocketResponse, held: dict[str, Delivery]) -> None:
+    async for frame in ws:
+        if frame.type != WSMsgType.TEXT:
+            continue
+        try:
+            answer = msgspec.json.decode(frame.data, type=_Answer)
+        except msgspec.MsgspecError as exc:
+            await _send_error(ws, "bad_frame", f'expected {{"ack": id}} or {{"nack": id}}: {exc}')
+            continue
+        await _settle(ws, held, answer)
+
+
+async def _settle(ws: web.WebSocketResponse, held: dict[str, Delivery], answer: _Answer) -> None:
+    item_id = answer.ack or answer.nack
+    delivery = held.pop(item_id, None) if item_id else None
+    if delivery is None:
+        await _send_error(ws, "unknown_item", f"no unacknowledged item {item_id!r} on this socket")
+    elif answer.ack:
+        await delivery.ack()
+    else:
+        await delivery.nack(requeue=answer.requeue)
+
+
+async def _send_error(ws: web.WebSocketResponse, code: str, message: str) -> None:
+    await ws.send_str(_encoder.encode({"type": "error", **error_body(code, message)}).decode())

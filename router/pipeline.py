@@ -1,0 +1,131 @@
+"""The ingest pipeline: validate → normalize identities → decide (policy) → store
+(dedupe, identity, thread, history, backlog in one atomic step per message) → wake the
+dispatcher. Connectors and the inbound AMQP consumer both enter through ``Ingestor``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import msgspec
+import structlog
+
+from router.batching import Batcher
+from router.clock import Clock
+from router.errors import InvalidMessage
+from router.identity import normalize_all
+from router.ids import new_id
+from router.metrics import Metrics
+from router.models import InboundMessage, IngestRequest, IngestResult, NormalizedMessage
+from router.ports import Store
+from router.routing import Policy
+
+log = structlog.get_logger("router.pipeline")
+
+_decoder = msgspec.json.Decoder(InboundMessage)
+
+
+def decode_message(body: bytes) -> InboundMessage:
+    """Parse one canonical message; ``InvalidMessage`` says what is wrong with it."""
+    try:
+        return _decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidMessage(f"message does not fit the canonical model: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidMessage(f"body is not valid JSON: {exc}") from None
+
+
+class Ingestor:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        policy: Policy,
+        clock: Clock,
+        metrics: Metrics,
+        default_region: str | None,
+        batch_max: int,
+        on_queued: Callable[[str], None],
+        on_merged: Callable[[IngestResult], None],
+    ) -> None:
+        self._policy = policy
+        self._clock = clock
+        self._metrics = metrics
+        self._region = default_region
+        self._on_queued = on_queued
+        self._on_merged = on_merged
+        self._batcher: Batcher[IngestRequest, IngestResult] = Batcher(
+            store.ingest, max_batch=batch_max
+        )
+
+    def normalize(self, message: InboundMessage) -> NormalizedMessage:
+        received_at = self._clock.now()
+        identities = normalize_all(message.sender.identities, default_region=self._region)
+        if not identities and message.thread is None:
+            raise InvalidMessage(
+                "message needs at least one sender identity or a thread to attach it to"
+            )
+        return NormalizedMessage(
+            channel=message.channel,
+            source=message.source,
+            external_id=message.external_id,
+            sender_name=message.sender.name,
+            identities=identities,
+            customer_attributes=message.sender.attributes,
+            thread=message.thread,
+            subject=message.subject,
+            text=message.text,
+            sent_at=message.sent_at or received_at,
+            received_at=received_at,
+            attachments=tuple(message.attachments),
+            attributes=message.attributes,
+        )
+
+    async def ingest(self, message: InboundMessage) -> IngestResult:
+        """Store one message durably; raises ``InputError`` for bad input and
+        ``BackendUnavailable`` when it could not be stored."""
+        started = time.perf_counter()
+        try:
+            normalized = self.normalize(message)
+        except InvalidMessage:
+            self._metrics.messages.labels(message.channel, "rejected").inc()
+            raise
+        result = await self._batcher.submit(self._request(normalized))
+        self._after(normalized, result, started)
+        return result
+
+    def _request(self, message: NormalizedMessage) -> IngestRequest:
+        return IngestRequest(
+            message=message,
+            decision=self._policy.decide(message),
+            message_id=new_id("msg"),
+            new_customer_id=new_id("cus"),
+            new_conversation_id=new_id("con"),
+            new_item_id=new_id("itm"),
+        )
+
+    def _after(self, message: NormalizedMessage, result: IngestResult, started: float) -> None:
+        latency_ms = (time.perf_counter() - started) * 1000
+        outcome = "duplicate" if result.duplicate else "accepted"
+        self._metrics.messages.labels(message.channel, outcome).inc()
+        if result.duplicate:
+            log.info("message.duplicate", message_id=result.message_id, source=message.source)
+            return
+        self._metrics.ingest_latency.observe(latency_ms / 1000)
+        log.info(
+            "message.routed",
+            message_id=result.message_id,
+            conversation_id=result.conversation_id,
+            customer_id=result.customer_id,
+            channel=message.channel,
+            queue=result.queue,
+            priority=result.priority,
+            deadline=result.deadline.isoformat(),
+            latency_ms=round(latency_ms, 2),
+        )
+        if result.merged:
+            self._on_merged(result)
+        self._on_queued(result.queue)
+
+    async def close(self) -> None:
+        await self._batcher.close()

@@ -1,0 +1,353 @@
+"""One typed settings object, built once from a TOML file and ``OMNIROUTE_*`` variables.
+
+Every key is ``[section] key`` in the file and ``OMNIROUTE_<SECTION>_<KEY>`` in the
+environment (``OMNIROUTE_HTTP_PORT``); a few have the short names the docs promise
+(``OMNIROUTE_API_TOKEN``, ``OMNIROUTE_CONFIG``). The environment wins over the file.
+Loading reports every problem at once, naming the key; secrets never show in ``repr``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+from urllib.parse import urlsplit, urlunsplit
+
+from router.errors import ConfigError
+
+
+class Secret:
+    """A string that never prints: ``repr`` and ``str`` show a mask."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+def masked_url(url: str) -> str:
+    """The URL with its password replaced, for logs."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 1024 * 1024
+    shutdown_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    token: Secret = field(default_factory=lambda: Secret(""))
+    """Bearer token for /v1; empty: one is generated into ``<data dir>/api-token``."""
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    dir: Path = Path("./data")
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: Secret = field(default_factory=lambda: Secret(""))
+    prefix: str = "omniroute"
+
+
+@dataclass(frozen=True)
+class AmqpSettings:
+    url: Secret = field(default_factory=lambda: Secret(""))
+    prefix: str = "omniroute"
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    queues: tuple[str, ...] = ("default",)
+    default_queue: str = "default"
+    default_priority: int = 3
+    first_response_s: int = 3600
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    ready_depth: int = 10
+    """How many items each agent queue holds ready; the rest waits in urgency order."""
+    lease_s: float = 30.0
+    poll_ms: int = 100
+    history_limit: int = 10
+    batch_max: int = 256
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    default_region: str = ""
+    """ISO country for phone numbers written without '+', e.g. "ES"; empty: '+' needed."""
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "info"
+    format: str = "auto"
+
+
+@dataclass(frozen=True)
+class Settings:
+    http: HttpSettings = field(default_factory=HttpSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    amqp: AmqpSettings = field(default_factory=AmqpSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    dispatch: DispatchSettings = field(default_factory=DispatchSettings)
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
+    log: LogSettings = field(default_factory=LogSettings)
+
+    @property
+    def embedded(self) -> bool:
+        return not self.redis.url and not self.amqp.url
+
+
+ENV_ALIASES = {"OMNIROUTE_API_TOKEN": ("api", "token")}
+
+_Check = Callable[[Any], str | None]
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _port(value: Any) -> str | None:
+    return None if 0 <= value <= 65535 else "must be a port number 0-65535"
+
+
+def _one_of(*choices: str) -> _Check:
+    def check(value: Any) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}"
+
+    return check
+
+
+def _url(*schemes: str) -> _Check:
+    def check(value: Any) -> str | None:
+        text = value.get() if isinstance(value, Secret) else value
+        if not text or urlsplit(text).scheme in schemes:
+            return None
+        return f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}"
+
+    return check
+
+
+def _queue_names(value: Any) -> str | None:
+    bad = [q for q in value if not _NAME.match(q)]
+    if not value:
+        return "must name at least one queue"
+    return f"invalid queue names {bad}: use a-z, 0-9, '_' and '-'" if bad else None
+
+
+CHECKS: dict[tuple[str, str], _Check] = {
+    ("http", "port"): _port,
+    ("http", "max_body_bytes"): _positive,
+    ("http", "shutdown_timeout_s"): _positive,
+    ("redis", "url"): _url("redis", "rediss", "unix"),
+    ("amqp", "url"): _url("amqp", "amqps"),
+    ("routing", "queues"): _queue_names,
+    ("routing", "default_priority"): lambda v: None if 1 <= v <= 5 else "must be 1-5",
+    ("routing", "first_response_s"): _positive,
+    ("dispatch", "ready_depth"): _positive,
+    ("dispatch", "lease_s"): _positive,
+    ("dispatch", "poll_ms"): _positive,
+    ("dispatch", "history_limit"): lambda v: None if v >= 0 else "must be 0 or more",
+    ("dispatch", "batch_max"): _positive,
+    ("log", "level"): _one_of("debug", "info", "warning", "error"),
+    ("log", "format"): _one_of("auto", "json", "console"),
+}
+
+
+def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from ``path`` (or ``$OMNIROUTE_CONFIG``) and ``env``."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    raw: dict[str, Any] = {}
+    path = path or (Path(env["OMNIROUTE_CONFIG"]) if env.get("OMNIROUTE_CONFIG") else None)
+    if path is not None:
+        raw = _read_toml(path, problems)
+    sections = _build_sections(raw, env, problems)
+    if not problems:
+        _check_cross(sections, problems)
+    if problems:
+        raise ConfigError(problems)
+    return Settings(**sections)
+
+
+def _read_toml(path: Path, problems: list[str]) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        problems.append(f"{path}: file not found")
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(f"{path}: not valid TOML: {exc}")
+    return {}
+
+
+def _build_sections(
+    raw: dict[str, Any], env: Mapping[str, str], problems: list[str]
+) -> dict[str, Any]:
+    hints = get_type_hints(Settings)
+    for name in raw:
+        if name not in hints:
+            problems.append(f"[{name}]: unknown section (known: {', '.join(hints)})")
+    sections: dict[str, Any] = {}
+    for name, cls in hints.items():
+        table = raw.get(name, {})
+        if not isinstance(table, dict):
+            problems.append(f"[{name}]: must be a table")
+            table = {}
+        sections[name] = _build_section(name, cls, table, env, problems)
+    return sections
+
+
+def _build_section(
+    section: str, cls: type[Any], table: dict[str, Any], env: Mapping[str, str], problems: list[str]
+) -> Any:
+    hints = get_type_hints(cls)
+    for key in table:
+        if key not in hints:
+            problems.append(f"{section}.{key}: unknown key (known: {', '.join(hints)})")
+    values: dict[str, Any] = {}
+    for key, hint in hints.items():
+        given, origin = _lookup(section, key, table, env)
+        if given is None:
+            continue
+        value, error = _coerce(given, hint, from_env=origin.startswith("$"))
+        error = error or CHECKS.get((section, key), lambda _: None)(value)
+        if error:
+            problems.append(f"{section}.{key} ({origin}): {error}")
+        else:
+            values[key] = value
+    return cls(**values)
+
+
+def _lookup(
+    section: str, key: str, table: dict[str, Any], env: Mapping[str, str]
+) -> tuple[Any, str]:
+    names = [f"OMNIROUTE_{section.upper()}_{key.upper()}"]
+    names += [alias for alias, target in ENV_ALIASES.items() if target == (section, key)]
+    for name in names:
+        if name in env:
+            return env[name], f"${name}"
+    return table.get(key), "config file"
+
+
+def _coerce(given: Any, hint: Any, *, from_env: bool) -> tuple[Any, str | None]:
+    try:
+        return _COERCE[hint](given, from_env), None
+    except (TypeError, ValueError) as exc:
+        return None, str(exc)
+
+
+def _to_int(given: Any, from_env: bool) -> int:
+    if from_env and isinstance(given, str) and given.strip().lstrip("-").isdigit():
+        return int(given)
+    if isinstance(given, bool) or not isinstance(given, int):
+        raise TypeError(f"must be an integer, got {given!r}")
+    return given
+
+
+def _to_float(given: Any, from_env: bool) -> float:
+    if from_env and isinstance(given, str):
+        try:
+            return float(given)
+        except ValueError:
+            raise TypeError(f"must be a number, got {given!r}") from None
+    if isinstance(given, bool) or not isinstance(given, int | float):
+        raise TypeError(f"must be a number, got {given!r}")
+    return float(given)
+
+
+def _to_str(given: Any, from_env: bool) -> str:
+    if not isinstance(given, str):
+        raise TypeError(f"must be a string, got {given!r}")
+    return given
+
+
+def _to_names(given: Any, from_env: bool) -> tuple[str, ...]:
+    if from_env and isinstance(given, str):
+        given = [part.strip() for part in given.split(",") if part.strip()]
+    if not isinstance(given, list) or not all(isinstance(x, str) for x in given):
+        raise TypeError("must be a list of strings")
+    return tuple(given)
+
+
+_COERCE: dict[Any, Callable[[Any, bool], Any]] = {
+    int: _to_int,
+    float: _to_float,
+    str: _to_str,
+    Path: lambda g, e: Path(_to_str(g, e)),
+    Secret: lambda g, e: Secret(_to_str(g, e)),
+    tuple[str, ...]: _to_names,
+}
+
+
+def _check_cross(sections: dict[str, Any], problems: list[str]) -> None:
+    routing: RoutingSettings = sections["routing"]
+    if routing.default_queue not in routing.queues:
+        problems.append(
+            f"routing.default_queue: {routing.default_queue!r} is not one of routing.queues"
+        )
+    redis_url, amqp_url = sections["redis"].url, sections["amqp"].url
+    if bool(redis_url) != bool(amqp_url):
+        problems.append(
+            "redis.url / amqp.url: set both for the production backends, or neither for "
+            "the embedded default"
+        )
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """A printable view with secrets masked (for ``check-config`` and the start log)."""
+    out: dict[str, Any] = {}
+    for section in dataclasses.fields(settings):
+        values = dataclasses.asdict(getattr(settings, section.name))
+        out[section.name] = {k: _printable(v) for k, v in values.items()}
+    return out
+
+
+def _printable(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return masked_url(value.get()) if "://" in value.get() else repr(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
