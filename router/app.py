@@ -155,9 +155,9 @@ async def _inbound_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _close_sockets(app: web.Application) -> None:
-    sockets = list(app[SOCKETS])
+    sockets = app[SOCKETS]
     await asyncio.gather(
-        *(ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutting down") for ws in sockets)
+        *(ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutting down") for ws in list(sockets))
     )
 
 

@@ -72,7 +72,7 @@ def test_half_production_backends_are_refused() -> None:
 
 
 def test_default_queue_must_be_configured() -> None:
-    with pytest.raises(ConfigError, match="routing.default_queue"):
+    with pytest.raises(ConfigError, match=r"routing\.default_queue"):
         load(env={"OMNIROUTE_ROUTING_DEFAULT_QUEUE": "elsewhere"})
 
 
