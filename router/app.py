@@ -32,7 +32,7 @@ from router.http.keys import (
 from router.http.responses import error_middleware
 from router.metrics import Metrics
 from router.models import IngestResult
-from router.pipeline import Ingestor, decode_message
+from router.pipeline import Ingestor
 from router.ports import Broker, Store
 from router.routing import DefaultPolicy
 from router.settings import Settings, masked_url
@@ -148,7 +148,7 @@ async def _inbound_ctx(app: web.Application) -> AsyncIterator[None]:
     ingestor = app[INGESTOR]
 
     async def handle(body: bytes) -> None:
-        await ingestor.ingest(decode_message(body))
+        await ingestor.ingest_json(body)
 
     await app[BROKER].consume_inbound(handle)
     yield

@@ -12,7 +12,7 @@ import structlog
 
 from router.batching import Batcher
 from router.clock import Clock
-from router.errors import InvalidMessage
+from router.errors import InputError, InvalidMessage
 from router.identity import normalize_all
 from router.ids import new_id
 from router.metrics import Metrics
@@ -32,7 +32,7 @@ def decode_message(body: bytes) -> InboundMessage:
     except msgspec.ValidationError as exc:
         raise InvalidMessage(f"message does not fit the canonical model: {exc}") from None
     except msgspec.DecodeError as exc:
-        raise InvalidMessage(f"body is not valid JSON: {exc}") from None
+        raise InputError(f"body is not valid JSON: {exc}") from None
 
 
 class Ingestor:
@@ -80,6 +80,15 @@ class Ingestor:
             attachments=tuple(message.attachments),
             attributes=message.attributes,
         )
+
+    async def ingest_json(self, body: bytes) -> IngestResult:
+        """Decode one canonical message and ingest it (HTTP and AMQP connectors)."""
+        try:
+            message = decode_message(body)
+        except InputError:
+            self._metrics.messages.labels("unknown", "rejected").inc()
+            raise
+        return await self.ingest(message)
 
     async def ingest(self, message: InboundMessage) -> IngestResult:
         """Store one message durably; raises ``InputError`` for bad input and

@@ -7,7 +7,6 @@ from aiohttp import web
 from router.http.keys import INGESTOR, SETTINGS
 from router.http.responses import json_response, read_body
 from router.models import IngestResult
-from router.pipeline import decode_message
 
 routes = web.RouteTableDef()
 
@@ -15,7 +14,7 @@ routes = web.RouteTableDef()
 @routes.post("/v1/messages")
 async def post_message(request: web.Request) -> web.Response:
     body = await read_body(request, request.app[SETTINGS].http.max_body_bytes)
-    result = await request.app[INGESTOR].ingest(decode_message(body))
+    result = await request.app[INGESTOR].ingest_json(body)
     return json_response(accepted(result), status=200 if result.duplicate else 202)
 
 

@@ -1,0 +1,28 @@
+-- claim: ARGV = queue, limit, lease expiry in µs ('+inf' for no lease), history limit.
+-- Pops the most urgent items and holds them as released. Returns one array per item:
+-- {item_id, item fields, conversation view, customer view, message JSON, history JSON}.
+local queue, limit, lease, history_limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local ITEM_FIELDS = {'conv', 'queue', 'priority', 'deadline', 'message', 'reasons', 'created'}
+
+local function recent_history(cust)
+  if history_limit <= 0 then return {} end
+  local members = call('ZRANGE', k('hist', cust), '+', '-', 'BYLEX', 'REV',
+    'LIMIT', 0, history_limit)
+  return message_blobs(members)
+end
+
+local function claim_one(id)
+  local item = call('HMGET', k('item', id), unpack(ITEM_FIELDS))
+  call('ZADD', RELEASED, lease, id)
+  local conv = conversation_view(item[1])
+  if conv[13] == id then call('HDEL', k('conv', item[1]), 'item') end
+  local cust = conv[2]
+  return {id, item, conv, customer_view(cust), call('GET', k('msg', item[5])),
+    recent_history(cust)}
+end
+
+local popped = call('ZPOPMIN', k('backlog', queue), limit)
+local out = {}
+for i = 1, #popped, 2 do out[#out + 1] = claim_one(popped[i]) end
+if #out > 0 then call('HINCRBY', RELEASED_N, queue, #out) end
+return out

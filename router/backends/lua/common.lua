@@ -1,0 +1,133 @@
+-- Shared by every omniroute script; the key schema is documented at the top of
+-- router/backends/redis_store.py. KEYS[1] is the deployment's hash tag "{<prefix>}":
+-- every key below starts with it, so a script touches one Redis Cluster slot.
+local B = KEYS[1]
+local call = redis.call
+local IDENT = B .. ':ident'
+local RELEASED = B .. ':released'
+local RELEASED_N = B .. ':released:n'
+
+local function k(kind, id)
+  return B .. ':' .. kind .. ':' .. id
+end
+
+-- The live customer at the end of the merged_into chain (cid itself when live).
+local function resolve(cid)
+  for _ = 1, 64 do
+    local into = call('HGET', k('cust', cid), 'merged_into')
+    if not into then return cid end
+    cid = into
+  end
+  return cid
+end
+
+-- field, value pairs for HSET from a list of fields and one value.
+local function pairs_with(fields, value)
+  local args = {}
+  for _, f in ipairs(fields) do
+    args[#args + 1] = f
+    args[#args + 1] = value
+  end
+  return args
+end
+
+local function move_identities(w, l)
+  local ids = call('SMEMBERS', k('ids', l))
+  if #ids == 0 then return end
+  call('HSET', IDENT, unpack(pairs_with(ids, w)))
+  call('SADD', k('ids', w), unpack(ids))
+  call('HDEL', k('sugg', w), unpack(ids))
+  call('DEL', k('ids', l))
+end
+
+local function move_suggestions(w, l)
+  local sugg = call('HGETALL', k('sugg', l))
+  for i = 1, #sugg, 2 do
+    if call('SISMEMBER', k('ids', w), sugg[i]) == 0 then
+      call('HSETNX', k('sugg', w), sugg[i], sugg[i + 1])
+    end
+  end
+  call('DEL', k('sugg', l))
+end
+
+local function move_conversations(w, l)
+  local convs = call('SMEMBERS', k('convs', l))
+  for _, conv in ipairs(convs) do
+    call('HSET', k('conv', conv), 'customer', w)
+    call('SADD', k('convs', w), conv)
+  end
+  local open = call('HGETALL', k('open', l))
+  for i = 1, #open, 2 do
+    call('HSETNX', k('open', w), open[i], open[i + 1])
+  end
+  call('DEL', k('convs', l), k('open', l))
+end
+
+-- Profile fields: the winner's attributes and name win; the loser keeps its copy.
+local function merge_profile(w, l)
+  local attrs = call('HGETALL', k('attrs', l))
+  for i = 1, #attrs, 2 do
+    call('HSETNX', k('attrs', w), attrs[i], attrs[i + 1])
+  end
+  local name = call('HGET', k('cust', l), 'name')
+  if name then call('HSETNX', k('cust', w), 'name', name) end
+end
+
+-- Merge live customer l into live customer w; record is the MergeRecord JSON.
+local function merge_into(w, l, record)
+  move_identities(w, l)
+  move_suggestions(w, l)
+  call('ZUNIONSTORE', k('hist', w), 2, k('hist', w), k('hist', l))
+  call('DEL', k('hist', l))
+  move_conversations(w, l)
+  merge_profile(w, l)
+  call('HSET', k('cust', l), 'merged_into', w)
+  call('RPUSH', k('from', w), l)
+  call('RPUSH', k('merges', w), record)
+  call('RPUSH', k('merges', l), record)
+end
+
+local function merge_record(w, l, at, reason)
+  return '{"winner":' .. cjson.encode(w) .. ',"loser":' .. cjson.encode(l)
+    .. ',"at":' .. cjson.encode(at) .. ',"reason":' .. cjson.encode(reason) .. '}'
+end
+
+-- A customer as nested arrays: {id, name, created_us, merged_into, identity keys,
+-- suggestion pairs, owner of each suggested key, attribute pairs, merged_from};
+-- false when unknown.
+local function customer_view(cid)
+  local c = call('HMGET', k('cust', cid), 'name', 'created', 'merged_into')
+  if not c[2] then return false end
+  local sugg = call('HGETALL', k('sugg', cid))
+  local owners = {}
+  if #sugg > 0 then
+    local keys = {}
+    for i = 1, #sugg, 2 do keys[#keys + 1] = sugg[i] end
+    owners = call('HMGET', IDENT, unpack(keys))
+  end
+  return {
+    cid, c[1], c[2], c[3], call('SMEMBERS', k('ids', cid)), sugg, owners,
+    call('HGETALL', k('attrs', cid)), call('LRANGE', k('from', cid), 0, -1),
+  }
+end
+
+-- The stored JSON of each message named by a history member "<sent>:<message_id>".
+local HIST_PREFIX = 20 -- 18 digits, the colon, then the message id
+local function message_blobs(members)
+  if #members == 0 then return {} end
+  local keys = {}
+  for i, m in ipairs(members) do keys[i] = k('msg', string.sub(m, HIST_PREFIX)) end
+  return call('MGET', unpack(keys))
+end
+
+local CONV_FIELDS = {
+  'customer', 'channel', 'source', 'thread', 'state', 'queue', 'priority', 'deadline',
+  'count', 'created', 'updated', 'item',
+}
+
+local function conversation_view(conv)
+  local f = call('HMGET', k('conv', conv), unpack(CONV_FIELDS))
+  if not f[1] then return false end
+  table.insert(f, 1, conv)
+  return f
+end

@@ -1,0 +1,194 @@
+-- ingest: store one message atomically (Store.ingest steps 1-5).
+-- ARGV[1] is a msgpack array built by RedisStore._ingest_arg (field order below).
+-- Returns {duplicate, message_id, customer_id, conversation_id, queue, priority,
+-- deadline_us, item_id, new_customer, merged customer ids...}.
+local a = cmsgpack.unpack(ARGV[1])
+local dedupe_field, mid, new_cust, new_conv, new_item = a[1], a[2], a[3], a[4], a[5]
+local tkey, thread, sender, received, at_iso = a[6], a[7], a[8], a[9], a[10]
+local hist_member, channel, source = a[11], a[12], a[13]
+local queue, prio, deadline, score, reasons, body = a[14], a[15], a[16], a[17], a[18], a[19]
+local verified, unverified, attrs = a[20], a[21], a[22]
+local DEDUPE, THREAD = B .. ':dedupe', B .. ':thread'
+
+local function duplicate(seen)
+  local sep = string.find(seen, '\0', 1, true)
+  local first_mid, conv = string.sub(seen, 1, sep - 1), string.sub(seen, sep + 1)
+  local f = call('HMGET', k('conv', conv), 'customer', 'queue', 'priority', 'deadline')
+  return {1, first_mid, resolve(f[1]), conv, f[2], f[3], f[4], '', 0}
+end
+
+local function older(x, y, created_x, created_y)
+  if created_x ~= created_y then return created_x < created_y end
+  return x < y
+end
+
+-- Merge every owner into the oldest; returns the survivor and the merged ids.
+local function unite(owners, key_of)
+  local winner, winner_created = nil, nil
+  for _, o in ipairs(owners) do
+    local created = tonumber(call('HGET', k('cust', o), 'created'))
+    if not winner or older(o, winner, created, winner_created) then
+      winner, winner_created = o, created
+    end
+  end
+  local merged = {}
+  for _, o in ipairs(owners) do
+    if o ~= winner then
+      merge_into(winner, o, merge_record(winner, o, at_iso, 'identity:' .. key_of[o]))
+      merged[#merged + 1] = o
+    end
+  end
+  return winner, merged
+end
+
+-- Live owners of the verified identity keys, each once, and the first key of each.
+local function owners_of(keys)
+  local owners, key_of, current = {}, {}, {}
+  if #keys == 0 then return owners, key_of, current end
+  local found = call('HMGET', IDENT, unpack(keys))
+  for i, o in ipairs(keys) do
+    local owner = found[i]
+    current[o] = owner
+    if owner and not key_of[owner] then
+      key_of[owner] = o
+      owners[#owners + 1] = owner
+    end
+  end
+  return owners, key_of, current
+end
+
+local function thread_customer()
+  if thread == '' then return nil end
+  local conv = call('HGET', THREAD, tkey)
+  if not conv then return nil end
+  local f = call('HMGET', k('conv', conv), 'state', 'customer')
+  if f[1] == 'open' or f[1] == 'pending' then return f[2] end
+  return nil
+end
+
+local function find_customer()
+  local owners, key_of, current = owners_of(verified)
+  if #owners == 1 then return owners[1], {}, current end
+  if #owners > 1 then
+    local winner, merged = unite(owners, key_of)
+    return winner, merged, current
+  end
+  return thread_customer(), {}, current
+end
+
+local function claim_identities(cust, current)
+  local fresh = {}
+  for _, key in ipairs(verified) do
+    if current[key] ~= cust then fresh[#fresh + 1] = key end
+  end
+  if #fresh > 0 then
+    call('HSET', IDENT, unpack(pairs_with(fresh, cust)))
+    call('SADD', k('ids', cust), unpack(fresh))
+    call('HDEL', k('sugg', cust), unpack(fresh))
+  end
+  for i = 1, #unverified, 2 do
+    if call('SISMEMBER', k('ids', cust), unverified[i]) == 0 then
+      call('HSETNX', k('sugg', cust), unverified[i], unverified[i + 1])
+    end
+  end
+end
+
+local function update_profile(cust, is_new)
+  if is_new then
+    if sender ~= '' then
+      call('HSET', k('cust', cust), 'created', received, 'name', sender)
+    else
+      call('HSET', k('cust', cust), 'created', received)
+    end
+  elseif sender ~= '' then
+    call('HSETNX', k('cust', cust), 'name', sender)
+  end
+  if #attrs > 0 then call('HSET', k('attrs', cust), unpack(attrs)) end
+end
+
+-- The customer's open or pending conversation on this thread key and its waiting item.
+local function open_conversation(cust)
+  local conv = call('HGET', k('open', cust), tkey)
+  if not conv then return nil, false end
+  local f = call('HMGET', k('conv', conv), 'state', 'item')
+  if f[1] ~= 'open' and f[1] ~= 'pending' then return nil, false end
+  return conv, f[2]
+end
+
+local function new_conversation(cust)
+  local key = k('conv', new_conv)
+  call('HSET', key, 'customer', cust, 'channel', channel, 'source', source, 'state', 'open',
+    'queue', queue, 'priority', prio, 'deadline', deadline, 'count', 1,
+    'created', received, 'updated', received, 'item', new_item)
+  if thread ~= '' then
+    call('HSET', key, 'thread', thread)
+    call('HSET', THREAD, tkey, new_conv)
+  end
+  call('HSET', k('open', cust), tkey, new_conv)
+  call('SADD', k('convs', cust), new_conv)
+  return new_conv
+end
+
+local function touch_conversation(conv, item)
+  local key = k('conv', conv)
+  call('HINCRBY', key, 'count', 1)
+  if item then
+    call('HSET', key, 'state', 'open', 'updated', received)
+  else
+    call('HSET', key, 'state', 'open', 'updated', received, 'queue', queue,
+      'priority', prio, 'deadline', deadline, 'item', new_item)
+  end
+end
+
+local function new_item_for(conv)
+  call('HSET', k('item', new_item), 'conv', conv, 'queue', queue, 'priority', prio,
+    'deadline', deadline, 'score', score, 'message', mid, 'reasons', reasons,
+    'created', received)
+  call('ZADD', k('backlog', queue), score, new_item)
+  call('SADD', B .. ':queues', queue)
+  return {queue, prio, deadline}
+end
+
+-- The waiting item now carries this message; it takes the decision when more urgent.
+local function join_item(item)
+  local key = k('item', item)
+  local f = call('HMGET', key, 'queue', 'priority', 'deadline', 'score')
+  if tonumber(score) < tonumber(f[4]) then
+    call('HSET', key, 'message', mid, 'priority', prio, 'deadline', deadline,
+      'score', score, 'reasons', reasons)
+    call('ZADD', k('backlog', f[1]), score, item)
+    return {f[1], prio, deadline}
+  end
+  call('HSET', key, 'message', mid)
+  return {f[1], f[2], f[3]}
+end
+
+local seen = call('HGET', DEDUPE, dedupe_field)
+if seen then return duplicate(seen) end
+
+local cust, merged, current = find_customer()
+local is_new = not cust
+if is_new then cust = new_cust end
+update_profile(cust, is_new)
+claim_identities(cust, current)
+
+local conv, item = open_conversation(cust)
+local routed
+if conv then
+  touch_conversation(conv, item)
+else
+  conv = new_conversation(cust)
+end
+if item then
+  routed = join_item(item)
+else
+  item = new_item
+  routed = new_item_for(conv)
+end
+
+call('ZADD', k('hist', cust), 0, hist_member)
+call('SET', k('msg', mid), '{"conversation_id":' .. cjson.encode(conv) .. ',"customer_id":'
+  .. cjson.encode(cust) .. ',' .. string.sub(body, 2))
+call('HSET', DEDUPE, dedupe_field, mid .. '\0' .. conv)
+return {0, mid, cust, conv, routed[1], routed[2], routed[3], item, is_new and 1 or 0,
+  unpack(merged)}
