@@ -1,0 +1,1 @@
+"""Connectors: one folder per provider (see connectors/README.md)."""
