@@ -1,0 +1,5 @@
+"""``python -m router`` is ``omniroute``."""
+
+from router.cli import run
+
+run()
