@@ -7,7 +7,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -67,9 +67,10 @@ class Daemon:
         self.process = None
         return code
 
-    def kill(self) -> None:
+    async def kill(self) -> None:
         if self.process is not None and self.process.returncode is None:
             self.process.kill()
+            await self.process.wait()
         self.process = None
 
 
@@ -77,7 +78,7 @@ DaemonFactory = Callable[[dict[str, str]], Daemon]
 
 
 @pytest.fixture
-def daemon_factory(tmp_path: Path) -> Iterator[DaemonFactory]:
+async def daemon_factory(tmp_path: Path) -> AsyncIterator[DaemonFactory]:
     started: list[Daemon] = []
 
     def make(env: dict[str, str]) -> Daemon:
@@ -87,7 +88,7 @@ def daemon_factory(tmp_path: Path) -> Iterator[DaemonFactory]:
 
     yield make
     for daemon in started:
-        daemon.kill()
+        await daemon.kill()
 
 
 @asynccontextmanager
