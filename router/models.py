@@ -269,6 +269,7 @@ class WorkMessage(msgspec.Struct, kw_only=True):
     sender: WorkSender
     sent_at: datetime
     attachments: list[Attachment]
+    attributes: dict[str, Any]
 
 
 class CustomerSummary(msgspec.Struct, kw_only=True):

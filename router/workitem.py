@@ -38,6 +38,7 @@ def build(claimed: ClaimedItem, *, released_at: datetime) -> WorkItem:
             sender=WorkSender(name=message.sender_name, identities=message.identities),
             sent_at=message.sent_at,
             attachments=message.attachments,
+            attributes=message.attributes,
         ),
         customer=CustomerSummary(
             name=customer.name, identities=customer.identities, attributes=customer.attributes
