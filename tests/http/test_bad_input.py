@@ -3,6 +3,8 @@ daemon keeps serving."""
 
 from __future__ import annotations
 
+import io
+import json
 from typing import Any
 
 import pytest
@@ -68,9 +70,8 @@ async def test_bad_messages_get_a_clear_error_and_nothing_is_stored(
 
 
 async def test_oversized_body_is_413(client: Client) -> None:
-    resp = await client.post(
-        "/v1/messages", json=message(text="x" * (1024 * 1024 + 10)), headers=AUTH
-    )
+    body = io.BytesIO(json.dumps(message(text="x" * (1024 * 1024 + 10))).encode())
+    resp = await client.post("/v1/messages", data=body, headers=AUTH)
     await expect_error(resp, 413, "payload_too_large")
     await assert_nothing_stored(client)
 
