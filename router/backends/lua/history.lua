@@ -1,7 +1,6 @@
 -- history: ARGV = customer id, limit, cursor ('' for the newest page).
 -- A merged customer's history is its live customer's. Returns nil when unknown, else
--- {live customer id, message JSON..., } plus the next cursor as the last element when
--- there are older messages (flag in position 2: 1 with cursor, 0 without).
+-- {live customer id, cursor of the next older page or '', {message JSON, ...}}.
 local cid, limit, before = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 if call('EXISTS', k('cust', cid)) == 0 then return false end
 cid = resolve(cid)

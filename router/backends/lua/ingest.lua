@@ -6,8 +6,8 @@ local a = cmsgpack.unpack(ARGV[1])
 local dedupe_field, mid, new_cust, new_conv, new_item = a[1], a[2], a[3], a[4], a[5]
 local tkey, thread, sender, received, at_iso = a[6], a[7], a[8], a[9], a[10]
 local hist_member, channel, source = a[11], a[12], a[13]
-local queue, prio, deadline, score, reasons, body = a[14], a[15], a[16], a[17], a[18], a[19]
-local verified, unverified, attrs = a[20], a[21], a[22]
+local queue, prio, deadline, dms, score = a[14], a[15], a[16], a[17], a[18]
+local reasons, body, verified, unverified, attrs = a[19], a[20], a[21], a[22], a[23]
 local DEDUPE, THREAD = B .. ':dedupe', B .. ':thread'
 
 local function duplicate(seen)
@@ -110,9 +110,9 @@ end
 local function open_conversation(cust)
   local conv = call('HGET', k('open', cust), tkey)
   if not conv then return nil, false end
-  local f = call('HMGET', k('conv', conv), 'state', 'item')
-  if f[1] ~= 'open' and f[1] ~= 'pending' then return nil, false end
-  return conv, f[2]
+  local f = call('HMGET', k('conv', conv), 'state', 'item', 'updated')
+  if f[1] ~= 'open' and f[1] ~= 'pending' then return nil, false, nil end
+  return conv, f[2], f[3]
 end
 
 local function new_conversation(cust)
@@ -129,38 +129,55 @@ local function new_conversation(cust)
   return new_conv
 end
 
-local function touch_conversation(conv, item)
+local function touch_conversation(conv, item, updated)
   local key = k('conv', conv)
+  if tonumber(received) > tonumber(updated) then updated = received end
   call('HINCRBY', key, 'count', 1)
   if item then
-    call('HSET', key, 'state', 'open', 'updated', received)
+    call('HSET', key, 'state', 'open', 'updated', updated)
   else
-    call('HSET', key, 'state', 'open', 'updated', received, 'queue', queue,
+    call('HSET', key, 'state', 'open', 'updated', updated, 'queue', queue,
       'priority', prio, 'deadline', deadline, 'item', new_item)
   end
 end
 
 local function new_item_for(conv)
   call('HSET', k('item', new_item), 'conv', conv, 'queue', queue, 'priority', prio,
-    'deadline', deadline, 'score', score, 'message', mid, 'reasons', reasons,
+    'deadline', deadline, 'dms', dms, 'score', score, 'message', mid, 'reasons', reasons,
     'created', received)
   call('ZADD', k('backlog', queue), score, new_item)
   call('SADD', B .. ':queues', queue)
   return {queue, prio, deadline}
 end
 
--- The waiting item now carries this message; it takes the decision when more urgent.
+-- reasons are JSON lines: the waiting item keeps its own and adds the new ones
+local function union_reasons(old)
+  if reasons == '' then return old end
+  if old == '' then return reasons end
+  local have, out = {}, old
+  for line in string.gmatch(old, '[^\n]+') do have[line] = true end
+  for line in string.gmatch(reasons, '[^\n]+') do
+    if not have[line] then
+      out = out .. '\n' .. line
+      have[line] = true
+    end
+  end
+  return out
+end
+
+-- The waiting item now carries this message, at the more urgent deadline and the more
+-- urgent priority of the two.
 local function join_item(item)
   local key = k('item', item)
-  local f = call('HMGET', key, 'queue', 'priority', 'deadline', 'score')
-  if tonumber(score) < tonumber(f[4]) then
-    call('HSET', key, 'message', mid, 'priority', prio, 'deadline', deadline,
-      'score', score, 'reasons', reasons)
-    call('ZADD', k('backlog', f[1]), score, item)
-    return {f[1], prio, deadline}
-  end
-  call('HSET', key, 'message', mid)
-  return {f[1], f[2], f[3]}
+  local f = call('HMGET', key, 'queue', 'priority', 'deadline', 'dms', 'score', 'reasons')
+  local p, d, ms = f[2], f[3], f[4]
+  if tonumber(prio) < tonumber(p) then p = prio end
+  if tonumber(deadline) < tonumber(d) then d, ms = deadline, dms end
+  local s = string.format('%.0f', tonumber(ms) * 8 + tonumber(p))
+  call('HSET', key, 'message', mid, 'priority', p, 'deadline', d, 'dms', ms, 'score', s,
+    'reasons', union_reasons(f[6]))
+  if s ~= f[5] then call('ZADD', k('backlog', f[1]), s, item) end
+  return {f[1], p, d}
 end
 
 local seen = call('HGET', DEDUPE, dedupe_field)
@@ -172,10 +189,10 @@ if is_new then cust = new_cust end
 update_profile(cust, is_new)
 claim_identities(cust, current)
 
-local conv, item = open_conversation(cust)
+local conv, item, updated = open_conversation(cust)
 local routed
 if conv then
-  touch_conversation(conv, item)
+  touch_conversation(conv, item, updated)
 else
   conv = new_conversation(cust)
 end

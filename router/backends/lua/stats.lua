@@ -6,6 +6,7 @@ for _, q in ipairs(call('SMEMBERS', B .. ':queues')) do
   local released = tonumber(call('HGET', RELEASED_N, q) or '0')
   if depth == 0 and released <= 0 then
     call('SREM', B .. ':queues', q)
+    call('HDEL', RELEASED_N, q)
   else
     local first = call('ZRANGE', k('backlog', q), 0, 0)
     local deadline = false

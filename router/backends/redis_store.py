@@ -1,0 +1,560 @@
+"""``RedisStore``: the production ``Store`` on Redis (``redis.asyncio``), shared by any
+number of router processes.
+
+Every multi-step state change is one Lua script (``router/backends/lua``: ``common.lua``
+is prepended to each), so two processes never both claim an item or half-apply a merge.
+Scripts run by ``EVALSHA`` on a locally computed SHA and are reloaded on ``NOSCRIPT``.
+A batch of messages is one round trip: one ``EVALSHA ingest`` per message in a
+non-transactional pipeline, so each message is atomic on its own. Durability is the
+server's persistence setting (``appendonly yes`` with ``appendfsync everysec`` or
+``always``).
+
+Key schema (``P`` is the deployment prefix, ``omniroute`` by default). Every key starts
+with the hash tag ``{P}``, so a deployment lives in one Redis Cluster slot: a merge
+moves several customers' keys atomically, which only one slot allows, and a deployment
+scales out by running more routers, not by spreading one deployment over slots. Scripts
+get ``{P}`` as ``KEYS[1]`` and derive their keys from it. Times are integer
+microseconds since the epoch (exact in a Lua double); ids are the callers' and must not
+contain NUL::
+
+    {P}:dedupe              hash  "<source>\\0<external_id>" -> "<message_id>\\0<conversation_id>"
+    {P}:ident               hash  verified identity key "kind:value" -> live owner id
+    {P}:thread              hash  "<source>\\0<thread>" -> newest conversation on that thread
+                                  (finds the customer of a message without verified ids)
+    {P}:cust:<cid>          hash  name, created (µs), merged_into
+    {P}:ids:<cid>           set   verified identity keys the customer owns
+    {P}:sugg:<cid>          hash  identity key -> SuggestedLink JSON (other_customer_id is
+                                  read from {P}:ident when the customer is read)
+    {P}:attrs:<cid>         hash  attribute name -> JSON value
+    {P}:hist:<cid>          zset  all scores 0; member "<18-digit sent µs + 62135596800e6>:
+                                  <message_id>", so lexicographic order is (sent_at, id) and
+                                  a member is an exact ``before`` cursor (ZRANGE ... BYLEX REV)
+    {P}:open:<cid>          hash  thread key "<source>\\0<thread>" -> open or pending conversation
+    {P}:convs:<cid>         set   conversation ids
+    {P}:from:<cid>          list  customers merged into this one (merged_from)
+    {P}:merges:<cid>        list  MergeRecord JSON naming the customer, oldest first
+    {P}:msg:<mid>           str   StoredMessage JSON, immutable (customer_id as first stored;
+                                  readers put the live owner in)
+    {P}:conv:<conv>         hash  customer, channel, source, thread, state, queue, priority,
+                                  deadline, count, created, updated, item (the waiting item)
+    {P}:backlog:<queue>     zset  item id -> router.urgency.score(deadline, priority)
+    {P}:queues              set   queues with items waiting or released
+    {P}:item:<item>         hash  conv, queue, priority, deadline, dms (deadline in ms, as
+                                  router.urgency counts it), score, message, reasons (one
+                                  Reason JSON per line), created
+    {P}:released            zset  item id -> lease expiry µs, +inf without a lease
+    {P}:released:n          hash  queue -> number of released items
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from types import TracebackType
+from typing import Any, Final
+
+import msgspec
+import redis.asyncio as aioredis
+from redis import exceptions as rexc
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from router.clock import to_ms
+from router.errors import BackendUnavailable, Conflict, InputError, NotFound
+from router.models import (
+    Attachment,
+    BacklogItem,
+    BacklogStats,
+    ClaimedItem,
+    Conversation,
+    Customer,
+    HistoryPage,
+    Identity,
+    IngestRequest,
+    IngestResult,
+    MergeRecord,
+    Reason,
+    StoredMessage,
+    SuggestedLink,
+)
+from router.urgency import score
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_US: Final = timedelta(microseconds=1)
+_HIST_OFFSET_US: Final = 62_135_596_800_000_000  # year 1 to 1970: sort keys stay >= 0
+_CURSOR: Final = re.compile(r"\d{18}:[^\x00]+\Z")
+_REQUEUE_BATCH: Final = 500
+_SETTLE_BATCH: Final = 1000
+_UNAVAILABLE: Final = (
+    rexc.ConnectionError,  # also BusyLoadingError, AuthenticationError
+    rexc.TimeoutError,
+    rexc.ReadOnlyError,
+    rexc.OutOfMemoryError,
+    rexc.MasterDownError,
+    rexc.ClusterDownError,
+    rexc.TryAgainError,
+    OSError,
+)
+
+_json = msgspec.json.Encoder()
+_msgpack = msgspec.msgpack.Encoder()
+_message_decoder = msgspec.json.Decoder(StoredMessage)
+_link_decoder = msgspec.json.Decoder(SuggestedLink)
+_reasons_decoder = msgspec.json.Decoder(list[Reason])
+_merge_decoder = msgspec.json.Decoder(MergeRecord)
+_any_decoder = msgspec.json.Decoder()
+
+
+class _MessageBody(msgspec.Struct, kw_only=True):
+    """``StoredMessage`` without the two ids the ingest script puts in front."""
+
+    message_id: str
+    channel: str
+    source: str
+    external_id: str
+    sender_name: str | None
+    identities: tuple[Identity, ...]
+    subject: str | None
+    text: str
+    sent_at: datetime
+    received_at: datetime
+    attachments: tuple[Attachment, ...]
+    attributes: dict[str, Any]
+
+
+# --- time -----------------------------------------------------------------------------
+
+
+def _to_us(when: datetime) -> int:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - _EPOCH) // _US
+
+
+def _from_us(value: str | int) -> datetime:
+    return _EPOCH + timedelta(microseconds=int(value))
+
+
+# --- scripts and errors ---------------------------------------------------------------
+
+
+class _Script:
+    __slots__ = ("sha", "source")
+
+    def __init__(self, name: str) -> None:
+        lua = resources.files("router.backends") / "lua"
+        common = (lua / "common.lua").read_text(encoding="utf-8")
+        self.source = common + "\n" + (lua / f"{name}.lua").read_text(encoding="utf-8")
+        self.sha = hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest()
+
+
+class _Scripts:
+    def __init__(self) -> None:
+        self.ingest = _Script("ingest")
+        self.merge = _Script("merge")
+        self.claim = _Script("claim")
+        self.settle = _Script("settle")
+        self.requeue = _Script("requeue")
+        self.customer = _Script("customer")
+        self.conversation = _Script("conversation")
+        self.resolve = _Script("resolve")
+        self.history = _Script("history")
+        self.stats = _Script("stats")
+
+    def all(self) -> list[_Script]:
+        return list(vars(self).values())
+
+
+class _Translated:
+    """Turns the Redis client's "server not there" errors into ``BackendUnavailable``."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is not None and isinstance(exc, _UNAVAILABLE):
+            raise BackendUnavailable(f"redis unavailable: {type(exc).__name__}") from exc
+
+
+_translated: Final = _Translated()
+
+
+# --- the store ------------------------------------------------------------------------
+
+
+class RedisStore:
+    """The ``Store`` port on Redis; see the module docstring for the key schema."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "omniroute",
+        connect_timeout_s: float = 1.0,
+        command_timeout_s: float = 5.0,
+        health_check_interval_s: int = 15,
+    ) -> None:
+        if not prefix or "{" in prefix or "}" in prefix:
+            raise ValueError("the Redis prefix must be non-empty and free of braces")
+        self._url = url
+        self._tag = f"{{{prefix}}}"
+        self._timeouts = (connect_timeout_s, command_timeout_s, health_check_interval_s)
+        self._scripts = _Scripts()
+        self._client: aioredis.Redis | None = None
+
+    async def open(self) -> None:
+        if self._client is None:
+            self._client = self._connect()
+        with _translated:
+            for script in self._scripts.all():
+                await self._command("SCRIPT", "LOAD", script.source)
+
+    def _connect(self) -> aioredis.Redis:
+        connect_s, command_s, health_s = self._timeouts
+        return aioredis.Redis.from_url(
+            self._url,
+            decode_responses=True,
+            socket_connect_timeout=connect_s,
+            socket_timeout=command_s,
+            health_check_interval=health_s,
+            # One immediate retry on a broken connection (a restarted server), none on
+            # a timeout, whose command may have run.
+            retry=Retry(NoBackoff(), 1, supported_errors=(rexc.ConnectionError,)),
+            retry_on_timeout=False,
+        )
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    @property
+    def _redis(self) -> aioredis.Redis:
+        if self._client is None:
+            raise RuntimeError("RedisStore.open() was not called")
+        return self._client
+
+    async def ping(self) -> None:
+        with _translated:
+            await self._command("PING")
+
+    async def _command(self, *args: str | int | bytes) -> Any:
+        # redis-py leaves execute_command unannotated; this is its one typed entry.
+        return await self._redis.execute_command(*args)  # type: ignore[no-untyped-call]
+
+    async def _run(self, script: _Script, *args: str | int | bytes) -> Any:
+        with _translated:
+            try:
+                return await self._command("EVALSHA", script.sha, 1, self._tag, *args)
+            except rexc.NoScriptError:
+                await self._command("SCRIPT", "LOAD", script.source)
+                return await self._command("EVALSHA", script.sha, 1, self._tag, *args)
+
+    # --- ingest -----------------------------------------------------------------------
+
+    async def ingest(self, requests: Sequence[IngestRequest]) -> list[IngestResult]:
+        if not requests:
+            return []
+        args = [_ingest_arg(request) for request in requests]
+        with _translated:
+            replies = await self._pipelined(self._scripts.ingest, args)
+        return [_ingest_result(reply) for reply in replies]
+
+    async def _pipelined(self, script: _Script, args: list[bytes]) -> list[Any]:
+        """One ``EVALSHA`` per argument in one round trip; ``NOSCRIPT`` ones run again."""
+        replies = await self._evalsha_each(script, args)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, rexc.NoScriptError)]
+        if missing:
+            await self._command("SCRIPT", "LOAD", script.source)
+            retried = await self._evalsha_each(script, [args[i] for i in missing])
+            for i, reply in zip(missing, retried, strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    async def _evalsha_each(self, script: _Script, args: list[bytes]) -> list[Any]:
+        pipe = self._redis.pipeline(transaction=False)
+        for arg in args:
+            pipe.execute_command("EVALSHA", script.sha, 1, self._tag, arg)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
+
+    # --- customers --------------------------------------------------------------------
+
+    async def get_customer(self, customer_id: str) -> Customer | None:
+        view = await self._run(self._scripts.customer, customer_id)
+        return _customer(view) if view else None
+
+    async def resolve_customer(self, customer_id: str) -> str | None:
+        live: str | None = await self._run(self._scripts.resolve, customer_id)
+        return live
+
+    async def find_customer(self, identity_key: str) -> str | None:
+        with _translated:
+            owner: str | None = await self._command("HGET", f"{self._tag}:ident", identity_key)
+        return owner
+
+    async def history(
+        self, customer_id: str, *, limit: int, before: str | None = None
+    ) -> HistoryPage:
+        if limit < 1:
+            raise InputError("history limit must be at least 1")
+        if before is not None and not _CURSOR.match(before):
+            raise InputError("malformed history cursor")
+        reply = await self._run(self._scripts.history, customer_id, limit, before or "")
+        if not reply:
+            raise NotFound(f"unknown customer {customer_id}")
+        owner, next_before, blobs = reply
+        return HistoryPage(
+            messages=[_message(blob, owner) for blob in blobs if blob],
+            next_before=next_before or None,
+        )
+
+    async def merge(
+        self, winner_id: str, loser_id: str, *, at: datetime, reason: str
+    ) -> MergeRecord:
+        record = MergeRecord(winner=winner_id, loser=loser_id, at=at, reason=reason)
+        outcome = await self._run(self._scripts.merge, winner_id, loser_id, _json.encode(record))
+        if outcome == "not_found":
+            raise NotFound("unknown customer")
+        if outcome == "same":
+            raise Conflict("cannot merge a customer into itself")
+        if outcome == "merged_away":
+            raise Conflict("customer already merged into another one")
+        return record
+
+    async def merges(self, customer_id: str) -> list[MergeRecord]:
+        with _translated:
+            blobs = await self._command("LRANGE", f"{self._tag}:merges:{customer_id}", 0, -1)
+        return [_merge_decoder.decode(blob) for blob in blobs]
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        view = await self._run(self._scripts.conversation, conversation_id)
+        return _conversation(view) if view else None
+
+    # --- backlog ----------------------------------------------------------------------
+
+    async def claim(
+        self,
+        queue: str,
+        limit: int,
+        *,
+        now: datetime,
+        lease_until: datetime | None,
+        history_limit: int,
+    ) -> list[ClaimedItem]:
+        if limit < 1:
+            return []
+        lease = "+inf" if lease_until is None else _to_us(lease_until)
+        replies = await self._run(self._scripts.claim, queue, limit, lease, history_limit)
+        return [_claimed(reply) for reply in replies]
+
+    async def settle(self, item_ids: Sequence[str]) -> None:
+        ids = list(item_ids)
+        for start in range(0, len(ids), _SETTLE_BATCH):
+            await self._run(self._scripts.settle, *ids[start : start + _SETTLE_BATCH])
+
+    async def requeue_expired(self, now: datetime) -> int:
+        return await self._requeue(_to_us(now))
+
+    async def requeue_released(self) -> int:
+        return await self._requeue("+inf")
+
+    async def _requeue(self, until: int | str) -> int:
+        total = 0
+        while True:
+            moved: int = await self._run(self._scripts.requeue, until, _REQUEUE_BATCH)
+            total += moved
+            if moved < _REQUEUE_BATCH:
+                return total
+
+    async def backlog_stats(self) -> dict[str, BacklogStats]:
+        rows = await self._run(self._scripts.stats)
+        return {
+            queue: BacklogStats(
+                depth=depth,
+                oldest_deadline=_from_us(deadline) if deadline else None,
+                released=max(int(released), 0),
+            )
+            for queue, depth, deadline, released in rows
+        }
+
+
+# --- encoding: one msgpack argument per message (cmsgpack takes str, not bin) ----------
+
+
+def _ingest_arg(request: IngestRequest) -> bytes:
+    m, decision = request.message, request.decision
+    deadline_us = _to_us(decision.deadline)
+    sent_key = _to_us(m.sent_at) + _HIST_OFFSET_US
+    return _msgpack.encode(
+        [
+            f"{m.source}\x00{m.external_id}",
+            request.message_id,
+            request.new_customer_id,
+            request.new_conversation_id,
+            request.new_item_id,
+            m.thread_key,
+            m.thread or "",
+            m.sender_name or "",
+            str(_to_us(m.received_at)),
+            m.received_at.isoformat(),
+            f"{sent_key:018d}:{request.message_id}",
+            m.channel,
+            m.source,
+            decision.queue,
+            str(decision.priority),
+            str(deadline_us),
+            str(to_ms(decision.deadline)),
+            str(score(decision.deadline, decision.priority)),
+            "\n".join(_json.encode(reason).decode() for reason in decision.reasons),
+            _json.encode(_body(request)).decode(),
+            [i.key for i in m.identities if i.verified],
+            _suggestions(request),
+            _attributes(m.customer_attributes),
+        ]
+    )
+
+
+def _body(request: IngestRequest) -> _MessageBody:
+    m = request.message
+    return _MessageBody(
+        message_id=request.message_id,
+        channel=m.channel,
+        source=m.source,
+        external_id=m.external_id,
+        sender_name=m.sender_name,
+        identities=m.identities,
+        subject=m.subject,
+        text=m.text,
+        sent_at=m.sent_at,
+        received_at=m.received_at,
+        attachments=m.attachments,
+        attributes=m.attributes,
+    )
+
+
+def _suggestions(request: IngestRequest) -> list[str]:
+    """``[key, SuggestedLink JSON, ...]`` for the message's unverified identities."""
+    m = request.message
+    flat: list[str] = []
+    for ident in m.unverified:
+        link = SuggestedLink(identity=ident, message_id=request.message_id, at=m.received_at)
+        flat += [ident.key, _json.encode(link).decode()]
+    return flat
+
+
+def _attributes(attributes: dict[str, Any]) -> list[str]:
+    flat: list[str] = []
+    for name, value in attributes.items():
+        flat += [name, _json.encode(value).decode()]
+    return flat
+
+
+# --- decoding the scripts' replies ----------------------------------------------------
+
+
+def _ingest_result(reply: list[Any]) -> IngestResult:
+    duplicate, mid, cust, conv, queue, priority, deadline, item, new, *merged = reply
+    return IngestResult(
+        message_id=mid,
+        customer_id=cust,
+        conversation_id=conv,
+        queue=queue,
+        priority=int(priority),
+        deadline=_from_us(deadline),
+        duplicate=bool(duplicate),
+        item_id=item or None,
+        new_customer=bool(new),
+        merged=merged,
+    )
+
+
+def _reasons(lines: str) -> list[Reason]:
+    """Reasons are stored as JSON lines (compact JSON never holds a raw newline)."""
+    return _reasons_decoder.decode(f"[{lines.replace(chr(10), ',')}]")
+
+
+def _message(blob: str, customer_id: str) -> StoredMessage:
+    message = _message_decoder.decode(blob)
+    message.customer_id = customer_id
+    return message
+
+
+def _customer(view: list[Any]) -> Customer:
+    cid, name, created, merged_into, ids, sugg, owners, attrs, merged_from = view
+    return Customer(
+        customer_id=cid,
+        name=name,
+        identities=[_verified(key) for key in sorted(ids)],
+        suggested=_suggested(cid, sugg, owners),
+        attributes={attrs[i]: _any_decoder.decode(attrs[i + 1]) for i in range(0, len(attrs), 2)},
+        created_at=_from_us(created),
+        merged_into=merged_into,
+        merged_from=merged_from,
+    )
+
+
+def _verified(key: str) -> Identity:
+    kind, _, value = key.partition(":")
+    return Identity(kind, value, True)
+
+
+def _suggested(cid: str, pairs: list[str], owners: list[str | None]) -> list[SuggestedLink]:
+    links = []
+    for i in range(0, len(pairs), 2):
+        link = _link_decoder.decode(pairs[i + 1])
+        owner = owners[i // 2]
+        link.other_customer_id = owner if owner != cid else None
+        links.append(link)
+    links.sort(key=lambda link: (link.at, link.identity.key))
+    return links
+
+
+def _conversation(view: list[Any]) -> Conversation:
+    conv, cust, channel, source, thread, state, queue, priority, deadline = view[:9]
+    count, created, updated = view[9:12]
+    return Conversation(
+        conversation_id=conv,
+        customer_id=cust,
+        channel=channel,
+        source=source,
+        thread=thread,
+        state=state,
+        queue=queue,
+        priority=int(priority),
+        deadline=_from_us(deadline),
+        message_count=int(count),
+        created_at=_from_us(created),
+        updated_at=_from_us(updated),
+    )
+
+
+def _claimed(reply: list[Any]) -> ClaimedItem:
+    item_id, fields, conv_view, customer_view, message_blob, history = reply
+    conv, queue, priority, deadline, message_id, reasons, created = fields
+    conversation = _conversation(conv_view)
+    customer_id = conversation.customer_id
+    return ClaimedItem(
+        item=BacklogItem(
+            item_id=item_id,
+            conversation_id=conv,
+            queue=queue,
+            priority=int(priority),
+            deadline=_from_us(deadline),
+            message_id=message_id,
+            reasons=_reasons(reasons),
+            created_at=_from_us(created),
+        ),
+        conversation=conversation,
+        customer=_customer(customer_view),
+        message=_message(message_blob, customer_id),
+        history=[_message(blob, customer_id) for blob in history if blob],
+    )
