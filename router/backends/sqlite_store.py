@@ -25,7 +25,7 @@ Tables::
 
 Indexes: identities by customer, conversations by (customer, thread key) and by
 thread key, messages by (customer, sent_ms, message_id) for history pages, backlog by
-(queue, released, score) for claims and by (released, lease) for expired leases,
+(queue, released, score) for claims and by lease (released items only),
 merges by winner and by loser.
 """
 
@@ -78,8 +78,8 @@ _DDL = (
         thread_key TEXT NOT NULL, state TEXT NOT NULL, waiting_item TEXT,
         body BLOB NOT NULL)""",
     """CREATE INDEX IF NOT EXISTS conversations_customer
-        ON conversations (customer_id, thread_key, state)""",
-    "CREATE INDEX IF NOT EXISTS conversations_thread ON conversations (thread_key, state)",
+        ON conversations (customer_id, thread_key)""",
+    "CREATE INDEX IF NOT EXISTS conversations_thread ON conversations (thread_key)",
     """CREATE TABLE IF NOT EXISTS messages (
         message_id TEXT PRIMARY KEY, source TEXT NOT NULL, external_id TEXT NOT NULL,
         customer_id TEXT NOT NULL, conversation_id TEXT NOT NULL,
@@ -90,7 +90,8 @@ _DDL = (
         conversation_id TEXT NOT NULL, released INTEGER NOT NULL DEFAULT 0,
         lease_until_ms INTEGER, body BLOB NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS backlog_urgency ON backlog (queue, released, score, item_id)",
-    "CREATE INDEX IF NOT EXISTS backlog_leases ON backlog (released, lease_until_ms)",
+    """CREATE INDEX IF NOT EXISTS backlog_leases ON backlog (lease_until_ms)
+        WHERE released = 1""",
     """CREATE TABLE IF NOT EXISTS merges (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, winner TEXT NOT NULL, loser TEXT NOT NULL,
         body BLOB NOT NULL)""",
@@ -103,7 +104,7 @@ _DDL = (
 _DUPLICATE = """SELECT m.message_id, m.customer_id, c.conversation_id, c.body
     FROM messages m JOIN conversations c ON c.conversation_id = m.conversation_id
     WHERE m.source = ? AND m.external_id = ?"""
-_OWNERS = "SELECT key, customer_id FROM identities WHERE key IN (SELECT value FROM json_each(?))"
+_OWNER = "SELECT customer_id FROM identities WHERE key = ?"
 _OWN_IDENTITY = "INSERT OR REPLACE INTO identities (key, customer_id) VALUES (?, ?)"
 _CUSTOMER = "SELECT body FROM customers WHERE customer_id = ?"
 _MERGED_INTO = "SELECT merged_into FROM customers WHERE customer_id = ?"
@@ -111,9 +112,9 @@ _PUT_CUSTOMER = """INSERT INTO customers (customer_id, merged_into, body) VALUES
     ON CONFLICT (customer_id) DO UPDATE SET merged_into = excluded.merged_into,
     body = excluded.body"""
 _THREAD_OWNER = """SELECT customer_id FROM conversations
-    WHERE thread_key = ? AND state IN ('open', 'pending') ORDER BY rowid DESC LIMIT 1"""
+    WHERE thread_key = ? AND state != 'resolved' ORDER BY rowid DESC LIMIT 1"""
 _OPEN_CONVERSATION = """SELECT body, waiting_item FROM conversations
-    WHERE customer_id = ? AND thread_key = ? AND state IN ('open', 'pending')
+    WHERE customer_id = ? AND thread_key = ? AND state != 'resolved'
     ORDER BY rowid DESC LIMIT 1"""
 _CONVERSATION = "SELECT customer_id, body FROM conversations WHERE conversation_id = ?"
 _PUT_CONVERSATION = """INSERT INTO conversations
@@ -183,11 +184,12 @@ class SqliteStore:
     async def open(self) -> None:
         if self._executor is not None:
             return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omniroute-sqlite")
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omniroute-sqlite")
+        self._executor = executor
         try:
-            self._db = await self._submit(lambda: _Database.connect(self._path))
+            self._db = await self._submit(executor, lambda: _Database.connect(self._path))
         except BaseException:
-            self._executor.shutdown(wait=False)
+            executor.shutdown(wait=False)
             self._executor = None
             raise
 
@@ -245,6 +247,8 @@ class SqliteStore:
         lease_until: datetime | None,
         history_limit: int,
     ) -> list[ClaimedItem]:
+        if limit < 1:
+            return []
         lease_ms = None if lease_until is None else to_ms(lease_until)
         return await self._call(lambda db: db.claim(queue, limit, lease_ms, history_limit))
 
@@ -264,21 +268,22 @@ class SqliteStore:
     # --- the worker thread ------------------------------------------------------------
 
     async def _call(self, operation: Callable[[_Database], T]) -> T:
-        db = self._db
-        if db is None:
+        db, executor = self._db, self._executor
+        if db is None or executor is None:
             raise BackendUnavailable("the SQLite store is not open")
-        return await self._submit(lambda: operation(db))
+        return await self._submit(executor, lambda: operation(db))
 
-    async def _submit(self, operation: Callable[[], T]) -> T:
+    async def _submit(self, executor: ThreadPoolExecutor, operation: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, _translated, operation, self._path)
+        return await loop.run_in_executor(executor, _translated, operation, self._path)
 
 
 def _translated(operation: Callable[[], T], path: Path) -> T:
-    """Run on the worker thread; sqlite3's errors leave as ``BackendUnavailable``."""
+    """Run on the worker thread; sqlite3's (and the file system's) errors leave as
+    ``BackendUnavailable``."""
     try:
         return operation()
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         raise BackendUnavailable(f"SQLite store {path.name}: {exc}") from exc
 
 
@@ -286,7 +291,7 @@ def _parse_cursor(before: str | None) -> tuple[int, str]:
     if before is None:
         return _NO_CURSOR
     sent_ms, sep, message_id = before.partition(":")
-    if not sep or not message_id or not sent_ms.lstrip("-").isdigit():
+    if not sep or not message_id or not sent_ms.removeprefix("-").isdigit() or len(sent_ms) > 18:
         raise InputError("history cursor is malformed; use a page's next_before as given")
     return int(sent_ms), message_id
 
@@ -306,7 +311,12 @@ class _Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, isolation_level=None, cached_statements=256)
         try:
-            for pragma in ("journal_mode = WAL", "synchronous = FULL", "busy_timeout = 5000"):
+            for pragma in (
+                "journal_mode = WAL",
+                "synchronous = FULL",
+                "busy_timeout = 5000",
+                "cache_size = -65536",
+            ):
                 connection.execute(f"PRAGMA {pragma}")
             database = cls(connection)
             database.create_schema()
@@ -339,11 +349,11 @@ class _Database:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self.db.execute("COMMIT")
         except BaseException:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
 
     # --- ingest -------------------------------------------------------------------------
 
@@ -388,9 +398,7 @@ class _Database:
         raise BackendUnavailable(f"merge chain of {customer_id} does not end")
 
     def find_customer(self, identity_key: str) -> str | None:
-        row = self.db.execute(
-            "SELECT customer_id FROM identities WHERE key = ?", (identity_key,)
-        ).fetchone()
+        row = self.db.execute(_OWNER, (identity_key,)).fetchone()
         return None if row is None else str(row[0])
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
@@ -567,9 +575,7 @@ class _Ingest:
         duplicate = self.duplicate()
         if duplicate is not None:
             return duplicate
-        owners = dict(
-            self.db.execute(_OWNERS, (_encode([i.key for i in self.message.identities]),))
-        )
+        owners = self.owners()
         customer, original, merged = self.identify(owners)
         self.update_profile(customer, owners)
         if original is None or _encode(customer) != original:
@@ -587,6 +593,15 @@ class _Ingest:
             new_customer=original is None,
             merged=merged,
         )
+
+    def owners(self) -> dict[str, str]:
+        """The verified owner of each of the message's identifiers, where there is one."""
+        owners: dict[str, str] = {}
+        for identity in self.message.identities:
+            owner = self.database.find_customer(identity.key)
+            if owner is not None:
+                owners[identity.key] = owner
+        return owners
 
     def duplicate(self) -> IngestResult | None:
         row = self.db.execute(
