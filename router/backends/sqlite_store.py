@@ -26,7 +26,15 @@ Tables::
 Indexes: identities by customer, conversations by (customer, thread key) and by
 thread key, messages by (customer, sent_ms, message_id) for history pages, backlog by
 (queue, released, score) for claims and by lease (released items only),
-merges by winner and by loser.
+merges by winner and by loser. Writes leave an indexed column alone unless it changes,
+so a message dirties few pages.
+
+Readings of the protocol: a message without a thread never attaches through the thread
+key; a waiting item takes the more urgent deadline and, separately, the more urgent
+priority. A message of a batch that cannot be stored (its text cannot be encoded, an id
+drawn twice) is rolled back alone, the rest commit, and ``ingest`` then raises
+``InvalidMessage`` naming its position: retrying the batch returns the stored ones as
+duplicates. History cursors are ``<sent_ms>:<message_id>``.
 """
 
 from __future__ import annotations
@@ -117,11 +125,11 @@ _OPEN_CONVERSATION = """SELECT body, waiting_item FROM conversations
     WHERE customer_id = ? AND thread_key = ? AND state != 'resolved'
     ORDER BY rowid DESC LIMIT 1"""
 _CONVERSATION = "SELECT customer_id, body FROM conversations WHERE conversation_id = ?"
-_PUT_CONVERSATION = """INSERT INTO conversations
+_NEW_CONVERSATION = """INSERT INTO conversations
     (conversation_id, customer_id, thread_key, state, waiting_item, body)
-    VALUES (?, ?, ?, ?, ?, ?)
-    ON CONFLICT (conversation_id) DO UPDATE SET customer_id = excluded.customer_id,
-    state = excluded.state, waiting_item = excluded.waiting_item, body = excluded.body"""
+    VALUES (?, ?, ?, ?, ?, ?)"""
+_UPDATE_CONVERSATION = """UPDATE conversations SET state = ?, waiting_item = ?, body = ?
+    WHERE conversation_id = ?"""
 _PUT_MESSAGE = """INSERT INTO messages
     (message_id, source, external_id, customer_id, conversation_id, sent_ms, body)
     VALUES (?, ?, ?, ?, ?, ?, ?)"""
@@ -130,9 +138,10 @@ _HISTORY = """SELECT customer_id, body, sent_ms, message_id FROM messages
     WHERE customer_id = ? AND (sent_ms, message_id) < (?, ?)
     ORDER BY sent_ms DESC, message_id DESC LIMIT ?"""
 _ITEM = "SELECT body FROM backlog WHERE item_id = ?"
-_PUT_ITEM = """INSERT INTO backlog (item_id, queue, score, conversation_id, body)
-    VALUES (?, ?, ?, ?, ?)
-    ON CONFLICT (item_id) DO UPDATE SET score = excluded.score, body = excluded.body"""
+_NEW_ITEM = """INSERT INTO backlog (item_id, queue, score, conversation_id, body)
+    VALUES (?, ?, ?, ?, ?)"""
+_UPDATE_ITEM = "UPDATE backlog SET body = ? WHERE item_id = ?"
+_RESCORE_ITEM = "UPDATE backlog SET score = ?, body = ? WHERE item_id = ?"
 _WAITING = """SELECT body FROM backlog WHERE queue = ? AND released = 0
     ORDER BY score, item_id LIMIT ?"""
 _RELEASE = "UPDATE backlog SET released = 1, lease_until_ms = ? WHERE item_id = ?"
@@ -316,6 +325,8 @@ class _Database:
                 "synchronous = FULL",
                 "busy_timeout = 5000",
                 "cache_size = -65536",
+                "wal_autocheckpoint = 10000",  # fewer, larger checkpoints: fewer page copies
+                "journal_size_limit = 67108864",
             ):
                 connection.execute(f"PRAGMA {pragma}")
             database = cls(connection)
@@ -421,6 +432,8 @@ class _Database:
     def history_rows(
         self, customer_id: str, limit: int, before: tuple[int, str] = _NO_CURSOR
     ) -> tuple[list[StoredMessage], str | None]:
+        if limit < 1:
+            return [], None
         rows = self.db.execute(_HISTORY, (customer_id, *before, limit + 1)).fetchall()
         messages = [
             msgspec.structs.replace(_message(body), customer_id=owner)
@@ -474,17 +487,19 @@ class _Database:
 
     # --- backlog ------------------------------------------------------------------------
 
-    def put_item(self, item: BacklogItem) -> None:
+    def new_item(self, item: BacklogItem) -> None:
+        urgency = score(item.deadline, item.priority)
         self.db.execute(
-            _PUT_ITEM,
-            (
-                item.item_id,
-                item.queue,
-                score(item.deadline, item.priority),
-                item.conversation_id,
-                _encode(item),
-            ),
+            _NEW_ITEM, (item.item_id, item.queue, urgency, item.conversation_id, _encode(item))
         )
+
+    def update_item(self, item: BacklogItem, old_score: int) -> None:
+        """Only a changed score touches the urgency index."""
+        urgency = score(item.deadline, item.priority)
+        if urgency == old_score:
+            self.db.execute(_UPDATE_ITEM, (_encode(item), item.item_id))
+        else:
+            self.db.execute(_RESCORE_ITEM, (urgency, _encode(item), item.item_id))
 
     def load_item(self, item_id: str) -> BacklogItem:
         (body,) = self.db.execute(_ITEM, (item_id,)).fetchone()
@@ -684,14 +699,21 @@ class _Ingest:
     def route(self, customer_id: str) -> tuple[Conversation, BacklogItem]:
         row = self.db.execute(_OPEN_CONVERSATION, (customer_id, self.message.thread_key)).fetchone()
         if row is None:
-            conversation, waiting = self.new_conversation(customer_id), None
-        else:
-            conversation, waiting = _conversation(row[0]), row[1]
-            self.continue_conversation(conversation, customer_id, waiting_item=waiting)
+            return self.open_conversation(customer_id)
+        conversation, waiting = _conversation(row[0]), row[1]
+        self.continue_conversation(conversation, customer_id, waiting_item=waiting)
         item = self.new_item(conversation) if waiting is None else self.join_item(waiting)
-        self.database.put_item(item)
         self.db.execute(
-            _PUT_CONVERSATION,
+            _UPDATE_CONVERSATION,
+            (conversation.state, item.item_id, _encode(conversation), conversation.conversation_id),
+        )
+        return conversation, item
+
+    def open_conversation(self, customer_id: str) -> tuple[Conversation, BacklogItem]:
+        conversation = self.new_conversation(customer_id)
+        item = self.new_item(conversation)
+        self.db.execute(
+            _NEW_CONVERSATION,
             (
                 conversation.conversation_id,
                 customer_id,
@@ -734,7 +756,7 @@ class _Ingest:
 
     def new_item(self, conversation: Conversation) -> BacklogItem:
         decision = self.request.decision
-        return BacklogItem(
+        item = BacklogItem(
             item_id=self.request.new_item_id,
             conversation_id=conversation.conversation_id,
             queue=decision.queue,
@@ -744,15 +766,19 @@ class _Ingest:
             reasons=list(decision.reasons),
             created_at=self.message.received_at,
         )
+        self.database.new_item(item)
+        return item
 
     def join_item(self, item_id: str) -> BacklogItem:
         """The waiting item carries this message, at the more urgent deadline and priority."""
         item = self.database.load_item(item_id)
+        old_score = score(item.deadline, item.priority)
         decision = self.request.decision
         item.message_id = self.request.message_id
         item.deadline = min(item.deadline, decision.deadline)
         item.priority = min(item.priority, decision.priority)
         item.reasons = item.reasons + [r for r in decision.reasons if r not in item.reasons]
+        self.database.update_item(item, old_score)
         return item
 
     def put_message(self, customer_id: str, conversation_id: str) -> None:
