@@ -4,16 +4,17 @@ number of router processes.
 Every multi-step state change is one Lua script (``router/backends/lua``: ``common.lua``
 is prepended to each), so two processes never both claim an item or half-apply a merge.
 Scripts run by ``EVALSHA`` on a locally computed SHA and are reloaded on ``NOSCRIPT``.
-A batch of messages is one round trip: one ``EVALSHA ingest`` per message in a
-non-transactional pipeline, so each message is atomic on its own. Durability is the
-server's persistence setting (``appendonly yes`` with ``appendfsync everysec`` or
-``always``).
+A batch of messages is one round trip and one script run per 200 messages (larger
+batches pipeline several runs, non-transactionally): each message is atomic, and so is
+each run. One run per chunk rather than one ``EVALSHA`` per message saves the client a
+reply parse per message, which is most of its cost. Durability is the server's
+persistence setting (``appendonly yes`` with ``appendfsync everysec`` or ``always``).
 
 Key schema (``P`` is the deployment prefix, ``omniroute`` by default). Every key starts
 with the hash tag ``{P}``, so a deployment lives in one Redis Cluster slot: a merge
 moves several customers' keys atomically, which only one slot allows, and a deployment
 scales out by running more routers, not by spreading one deployment over slots. Scripts
-get ``{P}`` as ``KEYS[1]`` and derive their keys from it. Times are integer
+get ``{P}:`` as ``KEYS[1]`` and derive their keys from it. Times are integer
 microseconds since the epoch (exact in a Lua double); ids are the callers' and must not
 contain NUL::
 
@@ -38,12 +39,12 @@ contain NUL::
     {P}:conv:<conv>         hash  customer, channel, source, thread, state, queue, priority,
                                   deadline, count, created, updated, item (the waiting item)
     {P}:backlog:<queue>     zset  item id -> router.urgency.score(deadline, priority)
-    {P}:queues              set   queues with items waiting or released
+    {P}:queues              set   queues with items waiting or released (backlog_stats
+                                  drops a queue once both are empty)
     {P}:item:<item>         hash  conv, queue, priority, deadline, dms (deadline in ms, as
                                   router.urgency counts it), score, message, reasons (one
                                   Reason JSON per line), created
-    {P}:released            zset  item id -> lease expiry µs, +inf without a lease
-    {P}:released:n          hash  queue -> number of released items
+    {P}:released:<queue>    zset  claimed, unsettled item id -> lease expiry µs (+inf: none)
 """
 
 from __future__ import annotations
@@ -85,9 +86,12 @@ from router.urgency import score
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _US: Final = timedelta(microseconds=1)
 _HIST_OFFSET_US: Final = 62_135_596_800_000_000  # year 1 to 1970: sort keys stay >= 0
+_PREFIX: Final = re.compile(r"[\w.:-]{1,100}\Z", re.ASCII)
 _CURSOR: Final = re.compile(r"\d{18}:[^\x00]+\Z")
+_INGEST_CHUNK: Final = 200  # messages per EVALSHA: bounds how long one script holds Redis
 _REQUEUE_BATCH: Final = 500
 _SETTLE_BATCH: Final = 1000
+_MAX_READ: Final = 1000  # items per claim, messages per history page or claimed history
 _UNAVAILABLE: Final = (
     rexc.ConnectionError,  # also BusyLoadingError, AuthenticationError
     rexc.TimeoutError,
@@ -96,6 +100,7 @@ _UNAVAILABLE: Final = (
     rexc.MasterDownError,
     rexc.ClusterDownError,
     rexc.TryAgainError,
+    rexc.NoPermissionError,  # an ACL that shuts the router out: nothing can be stored
     OSError,
 )
 
@@ -106,6 +111,7 @@ _link_decoder = msgspec.json.Decoder(SuggestedLink)
 _reasons_decoder = msgspec.json.Decoder(list[Reason])
 _merge_decoder = msgspec.json.Decoder(MergeRecord)
 _any_decoder = msgspec.json.Decoder()
+_unpack = msgspec.msgpack.Decoder()
 
 
 class _MessageBody(msgspec.Struct, kw_only=True):
@@ -199,10 +205,11 @@ class RedisStore:
         command_timeout_s: float = 5.0,
         health_check_interval_s: int = 15,
     ) -> None:
-        if not prefix or "{" in prefix or "}" in prefix:
-            raise ValueError("the Redis prefix must be non-empty and free of braces")
+        if not _PREFIX.match(prefix):
+            raise ValueError("the Redis prefix must be letters, digits and _ . : - only")
         self._url = url
-        self._tag = f"{{{prefix}}}"
+        self._name = f"omniroute:{prefix}"
+        self._base = f"{{{prefix}}}:"
         self._timeouts = (connect_timeout_s, command_timeout_s, health_check_interval_s)
         self._scripts = _Scripts()
         self._client: aioredis.Redis | None = None
@@ -218,7 +225,8 @@ class RedisStore:
         connect_s, command_s, health_s = self._timeouts
         return aioredis.Redis.from_url(
             self._url,
-            decode_responses=True,
+            decode_responses=False,  # scripts answer one msgpack blob, decoded by msgspec
+            client_name=self._name,  # CLIENT LIST shows which deployment a connection serves
             socket_connect_timeout=connect_s,
             socket_timeout=command_s,
             health_check_interval=health_s,
@@ -250,10 +258,10 @@ class RedisStore:
     async def _run(self, script: _Script, *args: str | int | bytes) -> Any:
         with _translated:
             try:
-                return await self._command("EVALSHA", script.sha, 1, self._tag, *args)
+                return await self._command("EVALSHA", script.sha, 1, self._base, *args)
             except rexc.NoScriptError:
                 await self._command("SCRIPT", "LOAD", script.source)
-                return await self._command("EVALSHA", script.sha, 1, self._tag, *args)
+                return await self._command("EVALSHA", script.sha, 1, self._base, *args)
 
     # --- ingest -----------------------------------------------------------------------
 
@@ -261,17 +269,21 @@ class RedisStore:
         if not requests:
             return []
         args = [_ingest_arg(request) for request in requests]
-        with _translated:
-            replies = await self._pipelined(self._scripts.ingest, args)
-        return [_ingest_result(reply) for reply in replies]
+        chunks = [args[i : i + _INGEST_CHUNK] for i in range(0, len(args), _INGEST_CHUNK)]
+        if len(chunks) == 1:
+            replies = [await self._run(self._scripts.ingest, *chunks[0])]
+        else:
+            with _translated:
+                replies = await self._pipelined(self._scripts.ingest, chunks)
+        return [_ingest_result(result) for reply in replies for result in _unpack.decode(reply)]
 
-    async def _pipelined(self, script: _Script, args: list[bytes]) -> list[Any]:
-        """One ``EVALSHA`` per argument in one round trip; ``NOSCRIPT`` ones run again."""
-        replies = await self._evalsha_each(script, args)
+    async def _pipelined(self, script: _Script, chunks: list[list[bytes]]) -> list[Any]:
+        """One ``EVALSHA`` per chunk, all in one round trip; ``NOSCRIPT`` ones run again."""
+        replies = await self._evalsha_each(script, chunks)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, rexc.NoScriptError)]
         if missing:
             await self._command("SCRIPT", "LOAD", script.source)
-            retried = await self._evalsha_each(script, [args[i] for i in missing])
+            retried = await self._evalsha_each(script, [chunks[i] for i in missing])
             for i, reply in zip(missing, retried, strict=True):
                 replies[i] = reply
         for reply in replies:
@@ -279,27 +291,27 @@ class RedisStore:
                 raise reply
         return replies
 
-    async def _evalsha_each(self, script: _Script, args: list[bytes]) -> list[Any]:
+    async def _evalsha_each(self, script: _Script, chunks: list[list[bytes]]) -> list[Any]:
         pipe = self._redis.pipeline(transaction=False)
-        for arg in args:
-            pipe.execute_command("EVALSHA", script.sha, 1, self._tag, arg)
+        for chunk in chunks:
+            pipe.execute_command("EVALSHA", script.sha, 1, self._base, *chunk)
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
 
     # --- customers --------------------------------------------------------------------
 
     async def get_customer(self, customer_id: str) -> Customer | None:
-        view = await self._run(self._scripts.customer, customer_id)
-        return _customer(view) if view else None
+        packed = await self._run(self._scripts.customer, customer_id)
+        return _customer(_unpack.decode(packed)) if packed else None
 
     async def resolve_customer(self, customer_id: str) -> str | None:
-        live: str | None = await self._run(self._scripts.resolve, customer_id)
-        return live
+        live: bytes | None = await self._run(self._scripts.resolve, customer_id)
+        return live.decode() if live else None
 
     async def find_customer(self, identity_key: str) -> str | None:
         with _translated:
-            owner: str | None = await self._command("HGET", f"{self._tag}:ident", identity_key)
-        return owner
+            owner: bytes | None = await self._command("HGET", f"{self._base}ident", identity_key)
+        return owner.decode() if owner else None
 
     async def history(
         self, customer_id: str, *, limit: int, before: str | None = None
@@ -308,10 +320,11 @@ class RedisStore:
             raise InputError("history limit must be at least 1")
         if before is not None and not _CURSOR.match(before):
             raise InputError("malformed history cursor")
-        reply = await self._run(self._scripts.history, customer_id, limit, before or "")
-        if not reply:
+        page = min(limit, _MAX_READ)
+        packed = await self._run(self._scripts.history, customer_id, page, before or "")
+        if not packed:
             raise NotFound(f"unknown customer {customer_id}")
-        owner, next_before, blobs = reply
+        owner, next_before, blobs = _unpack.decode(packed)
         return HistoryPage(
             messages=[_message(blob, owner) for blob in blobs if blob],
             next_before=next_before or None,
@@ -322,22 +335,22 @@ class RedisStore:
     ) -> MergeRecord:
         record = MergeRecord(winner=winner_id, loser=loser_id, at=at, reason=reason)
         outcome = await self._run(self._scripts.merge, winner_id, loser_id, _json.encode(record))
-        if outcome == "not_found":
+        if outcome == b"not_found":
             raise NotFound("unknown customer")
-        if outcome == "same":
+        if outcome == b"same":
             raise Conflict("cannot merge a customer into itself")
-        if outcome == "merged_away":
+        if outcome == b"merged_away":
             raise Conflict("customer already merged into another one")
         return record
 
     async def merges(self, customer_id: str) -> list[MergeRecord]:
         with _translated:
-            blobs = await self._command("LRANGE", f"{self._tag}:merges:{customer_id}", 0, -1)
+            blobs = await self._command("LRANGE", f"{self._base}merges:{customer_id}", 0, -1)
         return [_merge_decoder.decode(blob) for blob in blobs]
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
-        view = await self._run(self._scripts.conversation, conversation_id)
-        return _conversation(view) if view else None
+        packed = await self._run(self._scripts.conversation, conversation_id)
+        return _conversation(_unpack.decode(packed)) if packed else None
 
     # --- backlog ----------------------------------------------------------------------
 
@@ -353,8 +366,10 @@ class RedisStore:
         if limit < 1:
             return []
         lease = "+inf" if lease_until is None else _to_us(lease_until)
-        replies = await self._run(self._scripts.claim, queue, limit, lease, history_limit)
-        return [_claimed(reply) for reply in replies]
+        packed = await self._run(
+            self._scripts.claim, queue, min(limit, _MAX_READ), lease, min(history_limit, _MAX_READ)
+        )
+        return [_claimed(reply) for reply in _unpack.decode(packed)]
 
     async def settle(self, item_ids: Sequence[str]) -> None:
         ids = list(item_ids)
@@ -376,12 +391,12 @@ class RedisStore:
                 return total
 
     async def backlog_stats(self) -> dict[str, BacklogStats]:
-        rows = await self._run(self._scripts.stats)
+        rows = _unpack.decode(await self._run(self._scripts.stats))
         return {
             queue: BacklogStats(
                 depth=depth,
                 oldest_deadline=_from_us(deadline) if deadline else None,
-                released=max(int(released), 0),
+                released=released,
             )
             for queue, depth, deadline, released in rows
         }
@@ -462,7 +477,7 @@ def _attributes(attributes: dict[str, Any]) -> list[str]:
 
 
 def _ingest_result(reply: list[Any]) -> IngestResult:
-    duplicate, mid, cust, conv, queue, priority, deadline, item, new, *merged = reply
+    duplicate, mid, cust, conv, queue, priority, deadline, item, new, merged = reply
     return IngestResult(
         message_id=mid,
         customer_id=cust,
@@ -482,7 +497,7 @@ def _reasons(lines: str) -> list[Reason]:
     return _reasons_decoder.decode(f"[{lines.replace(chr(10), ',')}]")
 
 
-def _message(blob: str, customer_id: str) -> StoredMessage:
+def _message(blob: str | bytes, customer_id: str) -> StoredMessage:
     message = _message_decoder.decode(blob)
     message.customer_id = customer_id
     return message
@@ -492,12 +507,12 @@ def _customer(view: list[Any]) -> Customer:
     cid, name, created, merged_into, ids, sugg, owners, attrs, merged_from = view
     return Customer(
         customer_id=cid,
-        name=name,
+        name=name or None,  # msgpack carries Lua's false for a missing field
         identities=[_verified(key) for key in sorted(ids)],
         suggested=_suggested(cid, sugg, owners),
         attributes={attrs[i]: _any_decoder.decode(attrs[i + 1]) for i in range(0, len(attrs), 2)},
         created_at=_from_us(created),
-        merged_into=merged_into,
+        merged_into=merged_into or None,
         merged_from=merged_from,
     )
 
@@ -507,12 +522,12 @@ def _verified(key: str) -> Identity:
     return Identity(kind, value, True)
 
 
-def _suggested(cid: str, pairs: list[str], owners: list[str | None]) -> list[SuggestedLink]:
+def _suggested(cid: str, pairs: list[str], owners: list[str | bool]) -> list[SuggestedLink]:
     links = []
     for i in range(0, len(pairs), 2):
         link = _link_decoder.decode(pairs[i + 1])
         owner = owners[i // 2]
-        link.other_customer_id = owner if owner != cid else None
+        link.other_customer_id = owner if isinstance(owner, str) and owner != cid else None
         links.append(link)
     links.sort(key=lambda link: (link.at, link.identity.key))
     return links
@@ -526,7 +541,7 @@ def _conversation(view: list[Any]) -> Conversation:
         customer_id=cust,
         channel=channel,
         source=source,
-        thread=thread,
+        thread=thread or None,
         state=state,
         queue=queue,
         priority=int(priority),

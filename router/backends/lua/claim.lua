@@ -1,5 +1,5 @@
 -- claim: ARGV = queue, limit, lease expiry in µs ('+inf' for no lease), history limit.
--- Pops the most urgent items and holds them as released. Returns one array per item:
+-- Pops the most urgent items and holds them as released. Returns msgpack, per item:
 -- {item_id, item fields, conversation view, customer view, message JSON, history JSON}.
 local queue, limit, lease, history_limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local ITEM_FIELDS = {'conv', 'queue', 'priority', 'deadline', 'message', 'reasons', 'created'}
@@ -13,7 +13,7 @@ end
 
 local function claim_one(id)
   local item = call('HMGET', k('item', id), unpack(ITEM_FIELDS))
-  call('ZADD', RELEASED, lease, id)
+  call('ZADD', k('released', queue), lease, id)
   local conv = conversation_view(item[1])
   if conv[13] == id then call('HDEL', k('conv', item[1]), 'item') end
   local cust = conv[2]
@@ -24,5 +24,4 @@ end
 local popped = call('ZPOPMIN', k('backlog', queue), limit)
 local out = {}
 for i = 1, #popped, 2 do out[#out + 1] = claim_one(popped[i]) end
-if #out > 0 then call('HINCRBY', RELEASED_N, queue, #out) end
-return out
+return cmsgpack.pack(out)

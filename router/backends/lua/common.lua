@@ -1,14 +1,31 @@
 -- Shared by every omniroute script; the key schema is documented at the top of
--- router/backends/redis_store.py. KEYS[1] is the deployment's hash tag "{<prefix>}":
+-- router/backends/redis_store.py. KEYS[1] is "{<prefix>}:", the deployment's hash tag:
 -- every key below starts with it, so a script touches one Redis Cluster slot.
 local B = KEYS[1]
 local call = redis.call
-local IDENT = B .. ':ident'
-local RELEASED = B .. ':released'
-local RELEASED_N = B .. ':released:n'
+local IDENT = B .. 'ident'
+local QUEUES = B .. 'queues'
 
 local function k(kind, id)
-  return B .. ':' .. kind .. ':' .. id
+  return B .. kind .. ':' .. id
+end
+
+-- Lua's unpack() takes at most ~8000 values: lists of any length go in even slices.
+local SLICE = 1000
+
+local function call_sliced(command, key, items)
+  for i = 1, #items, SLICE do
+    call(command, key, unpack(items, i, math.min(i + SLICE - 1, #items)))
+  end
+end
+
+local function hmget_sliced(key, fields)
+  local out = {}
+  for i = 1, #fields, SLICE do
+    local part = call('HMGET', key, unpack(fields, i, math.min(i + SLICE - 1, #fields)))
+    for j = 1, #part do out[#out + 1] = part[j] end
+  end
+  return out
 end
 
 -- The live customer at the end of the merged_into chain (cid itself when live).
@@ -34,9 +51,9 @@ end
 local function move_identities(w, l)
   local ids = call('SMEMBERS', k('ids', l))
   if #ids == 0 then return end
-  call('HSET', IDENT, unpack(pairs_with(ids, w)))
-  call('SADD', k('ids', w), unpack(ids))
-  call('HDEL', k('sugg', w), unpack(ids))
+  call_sliced('HSET', IDENT, pairs_with(ids, w))
+  call_sliced('SADD', k('ids', w), ids)
+  call_sliced('HDEL', k('sugg', w), ids)
   call('DEL', k('ids', l))
 end
 
@@ -103,7 +120,7 @@ local function customer_view(cid)
   if #sugg > 0 then
     local keys = {}
     for i = 1, #sugg, 2 do keys[#keys + 1] = sugg[i] end
-    owners = call('HMGET', IDENT, unpack(keys))
+    owners = hmget_sliced(IDENT, keys)
   end
   return {
     cid, c[1], c[2], c[3], call('SMEMBERS', k('ids', cid)), sugg, owners,
@@ -111,7 +128,8 @@ local function customer_view(cid)
   }
 end
 
--- The stored JSON of each message named by a history member "<sent>:<message_id>".
+-- The stored JSON of each message named by a history member "<sent>:<message_id>"
+-- (callers cap the number of members at 1000).
 local HIST_PREFIX = 20 -- 18 digits, the colon, then the message id
 local function message_blobs(members)
   if #members == 0 then return {} end

@@ -1,20 +1,28 @@
--- ingest: store one message atomically (Store.ingest steps 1-5).
--- ARGV[1] is a msgpack array built by RedisStore._ingest_arg (field order below).
--- Returns {duplicate, message_id, customer_id, conversation_id, queue, priority,
--- deadline_us, item_id, new_customer, merged customer ids...}.
-local a = cmsgpack.unpack(ARGV[1])
-local dedupe_field, mid, new_cust, new_conv, new_item = a[1], a[2], a[3], a[4], a[5]
-local tkey, thread, sender, received, at_iso = a[6], a[7], a[8], a[9], a[10]
-local hist_member, channel, source = a[11], a[12], a[13]
-local queue, prio, deadline, dms, score = a[14], a[15], a[16], a[17], a[18]
-local reasons, body, verified, unverified, attrs = a[19], a[20], a[21], a[22], a[23]
-local DEDUPE, THREAD = B .. ':dedupe', B .. ':thread'
+-- ingest: store messages in order, each as Store.ingest steps 1-5 (the script as a whole
+-- is atomic, so each message is). Each ARGV is one message: a msgpack array built by
+-- RedisStore._ingest_arg (field order in load below). Returns msgpack, per message,
+-- {duplicate, message_id, customer_id, conversation_id, queue, priority, deadline_us,
+-- item_id, new_customer, {merged customer ids}}.
+local DEDUPE, THREAD = B .. 'dedupe', B .. 'thread'
+local dedupe_field, mid, new_cust, new_conv, new_item
+local tkey, thread, sender, received, at_iso
+local hist_member, channel, source
+local queue, prio, deadline, dms, score
+local reasons, body, verified, unverified, attrs
+
+local function load(a)
+  dedupe_field, mid, new_cust, new_conv, new_item = a[1], a[2], a[3], a[4], a[5]
+  tkey, thread, sender, received, at_iso = a[6], a[7], a[8], a[9], a[10]
+  hist_member, channel, source = a[11], a[12], a[13]
+  queue, prio, deadline, dms, score = a[14], a[15], a[16], a[17], a[18]
+  reasons, body, verified, unverified, attrs = a[19], a[20], a[21], a[22], a[23]
+end
 
 local function duplicate(seen)
   local sep = string.find(seen, '\0', 1, true)
   local first_mid, conv = string.sub(seen, 1, sep - 1), string.sub(seen, sep + 1)
   local f = call('HMGET', k('conv', conv), 'customer', 'queue', 'priority', 'deadline')
-  return {1, first_mid, resolve(f[1]), conv, f[2], f[3], f[4], '', 0}
+  return {1, first_mid, resolve(f[1]), conv, f[2], f[3], f[4], '', 0, {}}
 end
 
 local function older(x, y, created_x, created_y)
@@ -45,7 +53,7 @@ end
 local function owners_of(keys)
   local owners, key_of, current = {}, {}, {}
   if #keys == 0 then return owners, key_of, current end
-  local found = call('HMGET', IDENT, unpack(keys))
+  local found = hmget_sliced(IDENT, keys)
   for i, o in ipairs(keys) do
     local owner = found[i]
     current[o] = owner
@@ -76,15 +84,15 @@ local function find_customer()
   return thread_customer(), {}, current
 end
 
-local function claim_identities(cust, current)
+local function claim_identities(cust, current, is_new)
   local fresh = {}
   for _, key in ipairs(verified) do
     if current[key] ~= cust then fresh[#fresh + 1] = key end
   end
   if #fresh > 0 then
-    call('HSET', IDENT, unpack(pairs_with(fresh, cust)))
-    call('SADD', k('ids', cust), unpack(fresh))
-    call('HDEL', k('sugg', cust), unpack(fresh))
+    call_sliced('HSET', IDENT, pairs_with(fresh, cust))
+    call_sliced('SADD', k('ids', cust), fresh)
+    if not is_new then call_sliced('HDEL', k('sugg', cust), fresh) end
   end
   for i = 1, #unverified, 2 do
     if call('SISMEMBER', k('ids', cust), unverified[i]) == 0 then
@@ -103,41 +111,43 @@ local function update_profile(cust, is_new)
   elseif sender ~= '' then
     call('HSETNX', k('cust', cust), 'name', sender)
   end
-  if #attrs > 0 then call('HSET', k('attrs', cust), unpack(attrs)) end
+  if #attrs > 0 then call_sliced('HSET', k('attrs', cust), attrs) end
 end
 
--- The customer's open or pending conversation on this thread key and its waiting item.
+-- The customer's open or pending conversation on this thread key, and its fields
+-- {state, waiting item, updated, count}.
 local function open_conversation(cust)
   local conv = call('HGET', k('open', cust), tkey)
-  if not conv then return nil, false end
-  local f = call('HMGET', k('conv', conv), 'state', 'item', 'updated')
-  if f[1] ~= 'open' and f[1] ~= 'pending' then return nil, false, nil end
-  return conv, f[2], f[3]
+  if not conv then return nil end
+  local f = call('HMGET', k('conv', conv), 'state', 'item', 'updated', 'count')
+  if f[1] ~= 'open' and f[1] ~= 'pending' then return nil end
+  return conv, f
 end
 
 local function new_conversation(cust)
-  local key = k('conv', new_conv)
-  call('HSET', key, 'customer', cust, 'channel', channel, 'source', source, 'state', 'open',
+  local fields = {'customer', cust, 'channel', channel, 'source', source, 'state', 'open',
     'queue', queue, 'priority', prio, 'deadline', deadline, 'count', 1,
-    'created', received, 'updated', received, 'item', new_item)
+    'created', received, 'updated', received, 'item', new_item}
   if thread ~= '' then
-    call('HSET', key, 'thread', thread)
+    fields[#fields + 1] = 'thread'
+    fields[#fields + 1] = thread
     call('HSET', THREAD, tkey, new_conv)
   end
+  call('HSET', k('conv', new_conv), unpack(fields))
   call('HSET', k('open', cust), tkey, new_conv)
   call('SADD', k('convs', cust), new_conv)
   return new_conv
 end
 
-local function touch_conversation(conv, item, updated)
-  local key = k('conv', conv)
+-- A new message on an open conversation; its routing changes only when no item waits.
+local function touch_conversation(conv, f)
+  local updated, count = f[3], tostring(tonumber(f[4]) + 1)
   if tonumber(received) > tonumber(updated) then updated = received end
-  call('HINCRBY', key, 'count', 1)
-  if item then
-    call('HSET', key, 'state', 'open', 'updated', updated)
+  if f[2] then
+    call('HSET', k('conv', conv), 'state', 'open', 'updated', updated, 'count', count)
   else
-    call('HSET', key, 'state', 'open', 'updated', updated, 'queue', queue,
-      'priority', prio, 'deadline', deadline, 'item', new_item)
+    call('HSET', k('conv', conv), 'state', 'open', 'updated', updated, 'count', count,
+      'queue', queue, 'priority', prio, 'deadline', deadline, 'item', new_item)
   end
 end
 
@@ -146,7 +156,7 @@ local function new_item_for(conv)
     'deadline', deadline, 'dms', dms, 'score', score, 'message', mid, 'reasons', reasons,
     'created', received)
   call('ZADD', k('backlog', queue), score, new_item)
-  call('SADD', B .. ':queues', queue)
+  call('SADD', QUEUES, queue)
   return {queue, prio, deadline}
 end
 
@@ -180,32 +190,39 @@ local function join_item(item)
   return {f[1], p, d}
 end
 
-local seen = call('HGET', DEDUPE, dedupe_field)
-if seen then return duplicate(seen) end
-
-local cust, merged, current = find_customer()
-local is_new = not cust
-if is_new then cust = new_cust end
-update_profile(cust, is_new)
-claim_identities(cust, current)
-
-local conv, item, updated = open_conversation(cust)
-local routed
-if conv then
-  touch_conversation(conv, item, updated)
-else
-  conv = new_conversation(cust)
-end
-if item then
-  routed = join_item(item)
-else
-  item = new_item
-  routed = new_item_for(conv)
+-- Steps 3 and 5: the conversation and the backlog item; returns both and the routing.
+local function route(cust)
+  local conv, f = open_conversation(cust)
+  if not conv then return new_conversation(cust), new_item, new_item_for(new_conv) end
+  touch_conversation(conv, f)
+  if f[2] then return conv, f[2], join_item(f[2]) end
+  return conv, new_item, new_item_for(conv)
 end
 
-call('ZADD', k('hist', cust), 0, hist_member)
-call('SET', k('msg', mid), '{"conversation_id":' .. cjson.encode(conv) .. ',"customer_id":'
-  .. cjson.encode(cust) .. ',' .. string.sub(body, 2))
-call('HSET', DEDUPE, dedupe_field, mid .. '\0' .. conv)
-return {0, mid, cust, conv, routed[1], routed[2], routed[3], item, is_new and 1 or 0,
-  unpack(merged)}
+-- Step 4 and the dedupe key: the stored JSON is the body with both ids put in front.
+local function store_message(cust, conv)
+  call('ZADD', k('hist', cust), 0, hist_member)
+  call('SET', k('msg', mid), '{"conversation_id":' .. cjson.encode(conv) .. ',"customer_id":'
+    .. cjson.encode(cust) .. ',' .. string.sub(body, 2))
+  call('HSET', DEDUPE, dedupe_field, mid .. '\0' .. conv)
+end
+
+local function ingest_one()
+  local seen = call('HGET', DEDUPE, dedupe_field)
+  if seen then return duplicate(seen) end
+  local cust, merged, current = find_customer()
+  local is_new = not cust
+  if is_new then cust = new_cust end
+  update_profile(cust, is_new)
+  claim_identities(cust, current, is_new)
+  local conv, item, routed = route(cust)
+  store_message(cust, conv)
+  return {0, mid, cust, conv, routed[1], routed[2], routed[3], item, is_new and 1 or 0, merged}
+end
+
+local out = {}
+for i, packed in ipairs(ARGV) do
+  load(cmsgpack.unpack(packed))
+  out[i] = ingest_one()
+end
+return cmsgpack.pack(out)

@@ -1,12 +1,11 @@
--- stats: per known queue {queue, depth, deadline µs of the most urgent item or nil,
--- released count}; queues with nothing waiting or released leave the queue set.
+-- stats: msgpack, per known queue {queue, depth, deadline µs of the most urgent item or
+-- nil, released}; a queue with nothing waiting or released leaves the queue set.
 local out = {}
-for _, q in ipairs(call('SMEMBERS', B .. ':queues')) do
+for _, q in ipairs(call('SMEMBERS', QUEUES)) do
   local depth = call('ZCARD', k('backlog', q))
-  local released = tonumber(call('HGET', RELEASED_N, q) or '0')
-  if depth == 0 and released <= 0 then
-    call('SREM', B .. ':queues', q)
-    call('HDEL', RELEASED_N, q)
+  local released = call('ZCARD', k('released', q))
+  if depth == 0 and released == 0 then
+    call('SREM', QUEUES, q)
   else
     local first = call('ZRANGE', k('backlog', q), 0, 0)
     local deadline = false
@@ -14,4 +13,4 @@ for _, q in ipairs(call('SMEMBERS', B .. ':queues')) do
     out[#out + 1] = {q, depth, deadline, released}
   end
 end
-return out
+return cmsgpack.pack(out)
