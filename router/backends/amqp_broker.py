@@ -1,0 +1,609 @@
+"""The production broker: RabbitMQ through aio-pika (robust connection, publisher
+confirms, persistent messages).
+
+Topology (``<prefix>`` is ``omniroute`` unless configured), declared by ``open()`` and
+``declare_queue()``; every exchange and queue is durable except event subscriptions:
+
+- ``<prefix>.queue.<name>``: one queue per agent queue, published to through the
+  default exchange (routing key = queue name), with
+  ``x-dead-letter-exchange=<prefix>.dead`` so ``nack(requeue=False)`` dead-letters.
+- ``<prefix>.events`` (topic): SLA warnings and breaches, assignments, merges.
+  ``subscribe_events`` binds an exclusive, auto-delete queue to it.
+- ``<prefix>.inbound`` (fanout) bound to the queue ``<prefix>.inbound``: canonical
+  messages for ``consume_inbound``. Fanout, so a producer needs to know only the
+  exchange, never a routing key; the queue dead-letters rejected input like the agent
+  queues do.
+- ``<prefix>.dead`` (fanout) bound to the queue ``<prefix>.dead``: dead letters, kept
+  for an operator to inspect or shovel back.
+
+Every message carries ``message_id``, ``content_type=application/json`` and
+``delivery_mode=2``. ``publish`` is the hot path: it writes a whole batch to the aiormq
+channel under aio-pika in one go and then waits for every confirm. Measured CPU per
+message (persistent 1 KB bodies, same box): aio-pika ``Exchange.publish`` awaited one
+at a time ~435 µs; a ``basic_publish`` task per message ~165 µs; the batch in one write
+~93 µs at 10 messages, ~52 µs at 100.
+
+The robust connection reconnects by itself and restores channels, event queues and
+consumers; while it is down every call raises ``BackendUnavailable`` at once instead
+of waiting for it. Deliveries received before a drop cannot be settled any more (their
+ack raises ``BackendUnavailable``); RabbitMQ redelivers them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from functools import partial
+from importlib.metadata import version
+from typing import Any, Final, TypeVar
+
+import aio_pika
+import aiormq
+import pamqp.exceptions
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import MessageProcessError
+from aiormq.abc import ChannelFrame, DeliveredMessage
+from pamqp.body import ContentBody
+from pamqp.commands import Basic
+from pamqp.header import ContentHeader
+
+from router.backends.memory_broker import (
+    DEFAULT_INBOUND_PREFETCH,
+    DEFAULT_INBOUND_RETRY_DELAY_S,
+    handle_inbound,
+)
+from router.errors import BackendUnavailable, Conflict, InputError
+from router.ports import InboundHandler, QueueDepth
+
+log = structlog.get_logger(__name__)
+
+SettledCallback = Callable[[Sequence[str]], Awaitable[None]]
+_T = TypeVar("_T")
+
+_CONTENT_TYPE: Final = "application/json"
+_PERSISTENT: Final = 2
+_BACKEND_ERRORS: Final = (
+    aiormq.exceptions.AMQPError,  # connection and channel closes, nacked publishes
+    aiormq.exceptions.ChannelInvalidStateError,  # a RuntimeError: channel not open
+    pamqp.exceptions.PAMQPException,  # frame errors
+    OSError,  # refused, reset, unreachable; TimeoutError of asyncio.timeout too
+    RuntimeError,  # aio-pika reports a connection in the middle of reconnecting so
+)
+_ONE_WRITE_SUPPORTED: Final = version("aiormq").split(".")[0] == "7" and hasattr(
+    ChannelFrame, "marshall"
+)
+"""``_send_in_one_write`` mirrors aiormq 7's ``basic_publish``; other versions take the
+public path."""
+
+
+@contextlib.contextmanager
+def _translated(action: str) -> Iterator[None]:
+    """The boundary: aio-pika, aiormq and socket errors become ``router.errors``."""
+    try:
+        yield
+    except MessageProcessError as exc:
+        raise Conflict(f"delivery is already settled ({action})") from exc
+    except _BACKEND_ERRORS as exc:
+        raise BackendUnavailable(f"RabbitMQ: {action} failed: {exc!r}") from exc
+
+
+def _properties(message_id: str) -> Basic.Properties:
+    return Basic.Properties(
+        content_type=_CONTENT_TYPE, delivery_mode=_PERSISTENT, message_id=message_id
+    )
+
+
+def _check_prefetch(prefetch: int) -> None:
+    if prefetch < 1:
+        raise InputError("prefetch must be at least 1")
+
+
+class AmqpDelivery:
+    """One message handed to an ``AmqpSubscription`` (or the inbound handler).
+
+    Settling it twice raises ``Conflict``: aio-pika refuses it locally, where RabbitMQ
+    would close the whole channel (PRECONDITION_FAILED, unknown delivery tag)."""
+
+    __slots__ = ("_message",)
+
+    def __init__(self, message: AbstractIncomingMessage) -> None:
+        self._message = message
+
+    @property
+    def body(self) -> bytes:
+        return self._message.body
+
+    @property
+    def message_id(self) -> str:
+        return self._message.message_id or ""
+
+    @property
+    def redelivered(self) -> bool:
+        return bool(self._message.redelivered)
+
+    async def ack(self) -> None:
+        with _translated("ack"):
+            await self._message.ack()
+
+    async def nack(self, *, requeue: bool = True) -> None:
+        with _translated("nack"):
+            await self._message.nack(requeue=requeue)
+
+
+_CLOSED: Final = None
+
+
+class AmqpSubscription:
+    """A consumer on its own channel (``basic_qos(prefetch)``); closing the channel
+    hands every unacked delivery back to the queue."""
+
+    def __init__(
+        self,
+        channel: AbstractChannel,
+        queue: AbstractQueue,
+        *,
+        on_close: Callable[[AmqpSubscription], None],
+        timeout_s: float,
+    ) -> None:
+        self._channel = channel
+        self._queue = queue
+        self._on_close = on_close
+        self._timeout_s = timeout_s
+        self._inbox: asyncio.Queue[AmqpDelivery | None] = asyncio.Queue()
+        self._consumer_tag: str | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        self._consumer_tag = await self._queue.consume(self._on_message)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self._inbox.put_nowait(AmqpDelivery(message))
+
+    def __aiter__(self) -> AmqpSubscription:
+        return self
+
+    async def __anext__(self) -> AmqpDelivery:
+        delivery = _CLOSED if self._closed else await self._inbox.get()
+        if delivery is _CLOSED:
+            raise StopAsyncIteration
+        return delivery
+
+    async def close(self) -> None:
+        """Cancel the consumer and close the channel. Deliveries still buffered here
+        are unacked, so they go back to the queue with the rest."""
+        if self._closed:
+            return
+        self._closed = True
+        self._inbox.put_nowait(_CLOSED)
+        self._on_close(self)
+        try:
+            with _translated("close subscription"):
+                async with asyncio.timeout(self._timeout_s):
+                    await self._stop_consuming()
+        except BackendUnavailable as exc:
+            # The connection is gone: the broker already took the deliveries back.
+            log.info("amqp.subscription_closed_uncleanly", error=exc.message)
+
+    async def _stop_consuming(self) -> None:
+        if self._consumer_tag is not None and not self._channel.is_closed:
+            await self._queue.cancel(self._consumer_tag)
+        await self._channel.close()
+
+
+class AmqpBroker:
+    """RabbitMQ implementation of ``router.ports.Broker``; see the module docstring.
+
+    Every operation runs through ``_call``: errors translated, a deadline of
+    ``timeout_s``, and an early ``BackendUnavailable`` when the connection drops while
+    the operation waits for an answer that will never come.
+    """
+
+    durable = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "omniroute",
+        inbound_prefetch: int = DEFAULT_INBOUND_PREFETCH,
+        inbound_retry_delay_s: float = DEFAULT_INBOUND_RETRY_DELAY_S,
+        reconnect_interval_s: float = 1.0,
+        timeout_s: float = 10.0,
+        one_write_publish: bool = True,
+    ) -> None:
+        _check_prefetch(inbound_prefetch)
+        self._url = url
+        self.prefix = prefix
+        self._events = f"{prefix}.events"
+        self._inbound = f"{prefix}.inbound"
+        self._dead = f"{prefix}.dead"
+        self._inbound_prefetch = inbound_prefetch
+        self._inbound_retry_delay_s = inbound_retry_delay_s
+        self._reconnect_interval_s = reconnect_interval_s
+        self._timeout_s = timeout_s
+        self._one_write = one_write_publish and _ONE_WRITE_SUPPORTED
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._lost: asyncio.Future[None] | None = None
+        """Resolved when the current connection drops; a new one per reconnect."""
+        self._declared: set[str] = set()
+        self._subscriptions: set[AmqpSubscription] = set()
+        self._settled_callback: SettledCallback | None = None
+
+    def queue_name(self, queue: str) -> str:
+        return f"{self.prefix}.queue.{queue}"
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._connection is not None:
+            return
+        with _translated("connect"):
+            connection = await aio_pika.connect_robust(
+                self._url,
+                timeout=self._timeout_s,
+                reconnect_interval=self._reconnect_interval_s,
+                client_properties={"connection_name": f"{self.prefix} router"},
+            )
+        try:
+            with _translated("declare topology"):
+                async with asyncio.timeout(self._timeout_s):
+                    self._channel = await connection.channel(publisher_confirms=True)
+                    await self._declare_topology(self._channel)
+        except BaseException:
+            await connection.close()
+            raise
+        connection.close_callbacks.add(self._on_connection_lost)
+        connection.reconnect_callbacks.add(self._on_reconnected)
+        self._lost = asyncio.get_running_loop().create_future()
+        self._connection = connection
+        log.info("amqp.connected", prefix=self.prefix)
+
+    async def _declare_topology(self, channel: AbstractChannel) -> None:
+        await channel.declare_exchange(self._events, aio_pika.ExchangeType.TOPIC, durable=True)
+        dead = await channel.declare_exchange(
+            self._dead, aio_pika.ExchangeType.FANOUT, durable=True
+        )
+        dead_queue = await channel.declare_queue(self._dead, durable=True)
+        await dead_queue.bind(dead)
+        inbound = await channel.declare_exchange(
+            self._inbound, aio_pika.ExchangeType.FANOUT, durable=True
+        )
+        inbound_queue = await self._declare_inbound_queue(channel)
+        await inbound_queue.bind(inbound)
+
+    async def _declare_inbound_queue(self, channel: AbstractChannel) -> AbstractQueue:
+        return await channel.declare_queue(
+            self._inbound, durable=True, arguments=self._dead_letter_arguments()
+        )
+
+    def _dead_letter_arguments(self) -> dict[str, Any]:
+        return {"x-dead-letter-exchange": self._dead}
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        for subscription in list(self._subscriptions):
+            await subscription.close()
+        self._channel = None
+        self._declared.clear()
+        try:
+            with _translated("close"):
+                async with asyncio.timeout(self._timeout_s):
+                    await connection.close()
+        except BackendUnavailable as exc:
+            log.warning("amqp.closed_uncleanly", error=exc.message)
+
+    def _on_connection_lost(self, _sender: object, exc: BaseException | None) -> None:
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
+        if self._connection is not None:  # not our own close()
+            log.warning("amqp.connection_lost", error=repr(exc))
+
+    def _on_reconnected(self, _sender: object) -> None:
+        self._lost = asyncio.get_running_loop().create_future()
+        log.info("amqp.reconnected", prefix=self.prefix)
+
+    async def ping(self) -> None:
+        await self._call("ping", self._ping())
+
+    async def _ping(self) -> None:
+        # Declaring it again (same arguments) is a round trip that also heals a deleted
+        # exchange, where a passive declare would close the channel.
+        raw = await self._raw_channel()
+        await raw.exchange_declare(self._events, exchange_type="topic", durable=True)
+
+    # --- agent queues -------------------------------------------------------------------
+
+    async def declare_queue(self, queue: str) -> None:
+        await self._call("declare queue", self._declare_agent_queue(self.queue_name(queue)))
+
+    async def _declare_agent_queue(self, name: str) -> aiormq.spec.Queue.DeclareOk:
+        raw = await self._raw_channel()
+        declared = await raw.queue_declare(
+            name, durable=True, arguments=self._dead_letter_arguments()
+        )
+        self._declared.add(name)
+        return declared
+
+    async def depth(self, queue: str) -> QueueDepth:
+        declared = await self._call("depth", self._declare_agent_queue(self.queue_name(queue)))
+        return QueueDepth(ready=declared.message_count or 0, consumers=declared.consumer_count or 0)
+
+    async def publish(self, queue: str, bodies: Sequence[tuple[str, bytes]]) -> None:
+        if bodies:
+            await self._call("publish", self._publish_to_queue(self.queue_name(queue), bodies))
+
+    async def _publish_to_queue(self, name: str, bodies: Sequence[tuple[str, bytes]]) -> None:
+        if name not in self._declared:
+            await self._declare_agent_queue(name)
+        returned = await self._publish_confirmed("", name, bodies, mandatory=True)
+        if returned:
+            # The queue was deleted behind our back: declare it again on the next publish.
+            self._declared.discard(name)
+            raise BackendUnavailable(f"RabbitMQ returned {returned} messages for {name}")
+
+    async def _publish_confirmed(
+        self,
+        exchange: str,
+        routing_key: str,
+        bodies: Sequence[tuple[str, bytes]],
+        *,
+        mandatory: bool,
+    ) -> int:
+        """Send every message at once (no waiting between them), then wait for all the
+        confirms. Returns how many came back unroutable (``mandatory``); raises if any
+        was refused or lost."""
+        raw = await self._raw_channel()
+        send = _send_in_one_write if self._one_write else _send_each
+        pending = await send(raw, exchange, routing_key, bodies, mandatory=mandatory)
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        return _count_returned(results, routing_key)
+
+    async def subscribe(self, queue: str, *, prefetch: int) -> AmqpSubscription:
+        _check_prefetch(prefetch)
+        name = self.queue_name(queue)
+
+        async def declare(channel: AbstractChannel) -> AbstractQueue:
+            arguments = self._dead_letter_arguments()
+            return await channel.declare_queue(name, durable=True, arguments=arguments)
+
+        return await self._call("subscribe", self._subscribe(prefetch, declare))
+
+    async def _subscribe(
+        self,
+        prefetch: int,
+        declare: Callable[[AbstractChannel], Awaitable[AbstractQueue]],
+    ) -> AmqpSubscription:
+        channel = await self._live_connection().channel(publisher_confirms=False)
+        try:
+            await channel.set_qos(prefetch_count=prefetch)
+            subscription = AmqpSubscription(
+                channel,
+                await declare(channel),
+                on_close=self._subscriptions.discard,
+                timeout_s=self._timeout_s,
+            )
+            await subscription.start()
+        except BaseException:
+            await channel.close()
+            raise
+        self._subscriptions.add(subscription)
+        return subscription
+
+    # --- events -------------------------------------------------------------------------
+
+    async def publish_event(self, routing_key: str, body: bytes) -> None:
+        # Not mandatory: an event nobody subscribed to is dropped, as a topic should.
+        message = [(uuid.uuid4().hex, body)]
+        await self._call(
+            "publish event",
+            self._publish_confirmed(self._events, routing_key, message, mandatory=False),
+        )
+
+    async def subscribe_events(self, pattern: str, *, prefetch: int = 100) -> AmqpSubscription:
+        _check_prefetch(prefetch)
+        name = f"{self._events}.{uuid.uuid4().hex[:12]}"
+
+        async def declare(channel: AbstractChannel) -> AbstractQueue:
+            queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
+            await queue.bind(self._events, routing_key=pattern)
+            return queue
+
+        return await self._call("subscribe events", self._subscribe(prefetch, declare))
+
+    # --- inbound ------------------------------------------------------------------------
+
+    async def publish_inbound(self, body: bytes) -> None:
+        message = [(uuid.uuid4().hex, body)]
+        returned = await self._call(
+            "publish inbound",
+            self._publish_confirmed(self._inbound, "", message, mandatory=True),
+        )
+        if returned:
+            raise BackendUnavailable(f"RabbitMQ: {self._inbound} has no queue bound")
+
+    async def consume_inbound(self, handler: InboundHandler) -> None:
+        """Consume on a channel of its own with ``inbound_prefetch``; aio-pika runs each
+        delivery in its own task, so at most that many handlers run at once."""
+        await self._call("consume inbound", self._consume_inbound(handler))
+        log.info("amqp.consuming_inbound", queue=self._inbound, prefetch=self._inbound_prefetch)
+
+    async def _consume_inbound(self, handler: InboundHandler) -> None:
+        channel = await self._live_connection().channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=self._inbound_prefetch)
+        queue = await self._declare_inbound_queue(channel)
+        await queue.consume(partial(self._on_inbound, handler))
+
+    async def _on_inbound(self, handler: InboundHandler, message: AbstractIncomingMessage) -> None:
+        await handle_inbound(
+            AmqpDelivery(message), handler, retry_delay_s=self._inbound_retry_delay_s
+        )
+
+    def on_settled(self, callback: SettledCallback) -> None:
+        """Kept, never called: the broker holds published messages durably, so the
+        dispatcher settles on the publisher confirm."""
+        self._settled_callback = callback
+
+    # --- internals ----------------------------------------------------------------------
+
+    async def _call(self, action: str, operation: Coroutine[Any, Any, _T]) -> _T:
+        """Run ``operation`` with the boundary's guarantees (see the class docstring)."""
+        try:
+            self._live_connection()
+        except BackendUnavailable:
+            operation.close()  # never started
+            raise
+        lost = self._lost
+        assert lost is not None  # set together with the connection
+        task = asyncio.ensure_future(operation)
+        try:
+            with _translated(action):
+                async with asyncio.timeout(self._timeout_s):
+                    await asyncio.wait((task, lost), return_when=asyncio.FIRST_COMPLETED)
+                if not task.done() or task.cancelled():
+                    raise BackendUnavailable(f"RabbitMQ: {action}: the connection dropped")
+                return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                task.add_done_callback(_retrieve_exception)
+
+    def _live_connection(self) -> AbstractRobustConnection:
+        """The connection when it is up; fails fast instead of waiting for a reconnect."""
+        connection = self._connection
+        if connection is None:
+            raise BackendUnavailable("RabbitMQ: the broker is not open")
+        lost = self._lost is None or self._lost.done()
+        if lost or connection.is_closed or not connection.connected.is_set():
+            raise BackendUnavailable("RabbitMQ: the connection is down")
+        return connection
+
+    async def _raw_channel(self) -> aiormq.Channel:
+        """The aiormq channel under the publishing channel (it changes on reconnect)."""
+        channel = self._channel
+        assert channel is not None  # set together with the connection
+        raw = await channel.get_underlay_channel()
+        if raw.is_closed:
+            raise BackendUnavailable("RabbitMQ: the channel is being reopened")
+        assert isinstance(raw, aiormq.Channel)  # the concrete class; it takes wait=False
+        return raw
+
+
+def _retrieve_exception(task: asyncio.Future[Any]) -> None:
+    """An abandoned operation's failure is expected; do not let asyncio log it."""
+    if not task.cancelled():
+        task.exception()
+
+
+async def _send_each(
+    raw: aiormq.Channel,
+    exchange: str,
+    routing_key: str,
+    bodies: Sequence[tuple[str, bytes]],
+    *,
+    mandatory: bool,
+) -> list[asyncio.Future[Any]]:
+    """aiormq's public way: one ``basic_publish`` task per message, none waiting for
+    the socket (``wait=False``); each resolves on its confirm. The lock inside keeps
+    them in order. The fallback when aiormq is not version 7."""
+    return [
+        asyncio.ensure_future(
+            raw.basic_publish(
+                body,
+                exchange=exchange,
+                routing_key=routing_key,
+                properties=_properties(message_id),
+                mandatory=mandatory,
+                wait=False,
+            )
+        )
+        for message_id, body in bodies
+    ]
+
+
+async def _send_in_one_write(
+    raw: aiormq.Channel,
+    exchange: str,
+    routing_key: str,
+    bodies: Sequence[tuple[str, bytes]],
+    *,
+    mandatory: bool,
+) -> list[asyncio.Future[Any]]:
+    """The whole batch as one write: what ``basic_publish`` does for one message
+    (delivery tag, confirmation future, returned-message lookup), done for all of them
+    under the channel lock, then every frame in one ``ChannelFrame``. No task per
+    message and one socket write per batch: 2-3x less CPU than ``_send_each``.
+
+    It relies on aiormq 7's channel bookkeeping (``lock``, ``delivery_tag``,
+    ``confirmations``, ``message_id_delivery_tag``, ``write_queue``), checked at
+    import (``_ONE_WRITE_SUPPORTED``); the contract suite runs through it.
+    """
+    publish = Basic.Publish(exchange=exchange, routing_key=routing_key, mandatory=mandatory)
+    frames: list[Any] = []
+    confirmations: list[asyncio.Future[Any]] = []
+    async with raw.lock:
+        first_tag = raw.delivery_tag
+        try:
+            for message_id, body in bodies:
+                raw.delivery_tag += 1
+                confirmation = raw.create_future()
+                raw.confirmations[raw.delivery_tag] = confirmation
+                if mandatory:
+                    _expect_return(raw, message_id, raw.delivery_tag, confirmation)
+                confirmations.append(confirmation)
+                header = ContentHeader(properties=_properties(message_id), body_size=len(body))
+                frames += (publish, header, *_body_frames(raw, body))
+            await raw.write_queue.put(ChannelFrame.marshall(raw.number, frames))
+        except BaseException:
+            _forget(raw, first_tag, confirmations)  # nothing reached the socket
+            raise
+    return confirmations
+
+
+def _body_frames(raw: aiormq.Channel, body: bytes) -> list[ContentBody]:
+    size = raw.max_content_size
+    return [ContentBody(body[i : i + size]) for i in range(0, len(body), size)]
+
+
+def _expect_return(
+    raw: aiormq.Channel, message_id: str, tag: int, confirmation: asyncio.Future[Any]
+) -> None:
+    """Let aiormq find the confirmation when the broker returns this message."""
+    raw.message_id_delivery_tag[message_id] = tag
+
+    def forget(_: asyncio.Future[Any]) -> None:
+        if raw.message_id_delivery_tag.get(message_id) == tag:
+            del raw.message_id_delivery_tag[message_id]
+
+    confirmation.add_done_callback(forget)
+
+
+def _forget(raw: aiormq.Channel, first_tag: int, confirmations: list[asyncio.Future[Any]]) -> None:
+    for tag in range(first_tag + 1, raw.delivery_tag + 1):
+        raw.confirmations.pop(tag, None)
+    raw.delivery_tag = first_tag
+    for confirmation in confirmations:
+        confirmation.cancel()
+
+
+def _count_returned(results: Sequence[object], routing_key: str) -> int:
+    """Raise for the first failed publish (a nack, a closed channel; a publish cancelled
+    by a channel close is a failure too, not our cancellation); count the messages
+    returned as unroutable."""
+    for result in results:
+        if isinstance(result, BaseException):
+            raise BackendUnavailable(f"RabbitMQ: publish failed: {result!r}") from result
+    returned = sum(isinstance(result, DeliveredMessage) for result in results)
+    if returned:
+        log.warning("amqp.returned", routing_key=routing_key, messages=returned)
+    return returned
