@@ -553,10 +553,11 @@ def _conversation(view: list[Any]) -> Conversation:
 
 
 def _claimed(reply: list[Any]) -> ClaimedItem:
-    item_id, fields, conv_view, customer_view, message_blob, history = reply
+    item_id, fields, conv_view, customer_view, message_blob, history_blobs = reply
     conv, queue, priority, deadline, message_id, reasons, created = fields
     conversation = _conversation(conv_view)
     customer_id = conversation.customer_id
+    history = [_message(blob, customer_id) for blob in history_blobs if blob]
     return ClaimedItem(
         item=BacklogItem(
             item_id=item_id,
@@ -570,6 +571,10 @@ def _claimed(reply: list[Any]) -> ClaimedItem:
         ),
         conversation=conversation,
         customer=_customer(customer_view),
-        message=_message(message_blob, customer_id),
-        history=[_message(blob, customer_id) for blob in history if blob],
+        message=(
+            _message(message_blob, customer_id)
+            if message_blob  # false: the script found it among the history
+            else next(m for m in history if m.message_id == message_id)
+        ),
+        history=history,
     )

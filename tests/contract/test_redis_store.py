@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import urlsplit, urlunsplit
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 
@@ -20,7 +21,7 @@ from router.backends.redis_store import RedisStore
 from router.errors import BackendUnavailable
 from router.identity import normalize_all
 from router.ids import new_id
-from router.models import Decision, IdentityIn, IngestRequest, NormalizedMessage
+from router.models import Decision, IdentityIn, IngestRequest, NormalizedMessage, StoredMessage
 
 pytestmark = pytest.mark.redis
 
@@ -121,8 +122,13 @@ async def test_every_key_lives_under_the_deployment_hash_tag(
 ) -> None:
     # An ACL user that may touch only "{prefix}:*": any other key fails the command.
     user, password = f"{redis_prefix}-user", uuid.uuid4().hex
-    await admin.execute_command(
-        "ACL", "SETUSER", user, "reset", "on", f">{password}", f"~{{{redis_prefix}}}:*", "+@all"
+    await admin.acl_setuser(
+        user,
+        enabled=True,
+        reset=True,
+        passwords=[f"+{password}"],
+        keys=[f"{{{redis_prefix}}}:*"],
+        categories=["+@all"],
     )
     parts = urlsplit(redis_url)
     as_user = parts._replace(netloc=f"{user}:{password}@{parts.hostname}:{parts.port or 6379}")
@@ -132,7 +138,7 @@ async def test_every_key_lives_under_the_deployment_hash_tag(
         await exercise_every_operation(store)
     finally:
         await store.close()
-        await admin.execute_command("ACL", "DELUSER", user)
+        await admin.acl_deluser(user)
 
     keys = [key async for key in admin.scan_iter(match=f"*{redis_prefix}*", count=1000)]
     assert keys
@@ -260,3 +266,19 @@ async def test_times_are_kept_to_the_microsecond_and_sorted_before_1970(
     page = await redis_store.history(first.customer_id, limit=10)
     assert [m.message_id for m in page.messages] == [first.message_id, second.message_id]
     assert page.messages[1].sent_at == before_epoch
+
+
+async def test_a_stored_message_is_one_complete_stored_message_json(
+    redis_store: RedisStore, redis_prefix: str, admin: aioredis.Redis
+) -> None:
+    [result] = await redis_store.ingest([request("e1", email(1))])
+
+    blob = await admin.get(f"{{{redis_prefix}}}:msg:{result.message_id}")
+
+    assert blob is not None
+    stored = msgspec.json.decode(blob)
+    assert set(stored) == {field.name for field in msgspec.structs.fields(StoredMessage)}
+    assert (stored["conversation_id"], stored["customer_id"]) == (
+        result.conversation_id,
+        result.customer_id,
+    )

@@ -1,14 +1,19 @@
 -- claim: ARGV = queue, limit, lease expiry in µs ('+inf' for no lease), history limit.
 -- Pops the most urgent items and holds them as released. Returns msgpack, per item:
--- {item_id, item fields, conversation view, customer view, message JSON, history JSON}.
+-- {item_id, item fields, conversation view, customer view, message JSON or false when
+-- it is among the history, history JSON newest first}.
 local queue, limit, lease, history_limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local ITEM_FIELDS = {'conv', 'queue', 'priority', 'deadline', 'message', 'reasons', 'created'}
 
-local function recent_history(cust)
-  if history_limit <= 0 then return {} end
+-- The newest history members, and whether message mid is one of them.
+local function recent_history(cust, mid)
+  if history_limit <= 0 then return {}, false end
   local members = call('ZRANGE', k('hist', cust), '+', '-', 'BYLEX', 'REV',
     'LIMIT', 0, history_limit)
-  return message_blobs(members)
+  for _, member in ipairs(members) do
+    if string.sub(member, HIST_PREFIX) == mid then return members, true end
+  end
+  return members, false
 end
 
 local function claim_one(id)
@@ -17,8 +22,10 @@ local function claim_one(id)
   local conv = conversation_view(item[1])
   if conv[13] == id then call('HDEL', k('conv', item[1]), 'item') end
   local cust = conv[2]
-  return {id, item, conv, customer_view(cust), call('GET', k('msg', item[5])),
-    recent_history(cust)}
+  local members, included = recent_history(cust, item[5])
+  local message = false
+  if not included then message = call('GET', k('msg', item[5])) end
+  return {id, item, conv, customer_view(cust), message, message_blobs(members)}
 end
 
 local popped = call('ZPOPMIN', k('backlog', queue), limit)
