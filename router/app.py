@@ -141,7 +141,7 @@ async def _dispatch_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await dispatcher.stop()
+        await dispatcher.stop(settings.http.shutdown_timeout_s)
 
 
 async def _inbound_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -44,6 +44,7 @@ class Dispatcher:
         self._metrics = metrics
         self._settings = settings
         self._wake = {queue: asyncio.Event() for queue in queues}
+        self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     def wake(self, queue: str) -> None:
@@ -61,23 +62,34 @@ class Dispatcher:
         self._tasks = [asyncio.create_task(self._run(q), name=f"dispatch:{q}") for q in self._wake]
         self._tasks.append(asyncio.create_task(self._sweep(), name="dispatch:leases"))
 
-    async def stop(self) -> None:
-        for task in self._tasks:
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Let each task finish its round (a release in flight completes), then end.
+
+        A stop flag rather than cancellation: on Python 3.11 ``wait_for`` can swallow a
+        cancel that lands as its inner wait completes, and the loop would run on."""
+        self._stopping.set()
+        for event in self._wake.values():
+            event.set()
+        if not self._tasks:
+            return
+        _, late = await asyncio.wait(self._tasks, timeout=timeout_s)
+        for task in late:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*late, return_exceptions=True)
         self._tasks = []
 
     async def _run(self, queue: str) -> None:
         wake = self._wake[queue]
         poll_s = self._settings.poll_ms / 1000
-        while True:
+        while not self._stopping.is_set():
             wake.clear()
             try:
                 full = await self.release(queue)
             except BackendUnavailable as exc:
                 log.warning("dispatch.backend_unavailable", queue=queue, error=exc.message)
+                full = False
+            except Exception:  # a bug must not stop dispatching: log it, retry next round
+                log.exception("dispatch.failed", queue=queue)
                 full = False
             if full:
                 continue  # the backlog may hold more than one batch: go again at once
@@ -116,8 +128,10 @@ class Dispatcher:
         """Released items whose publish never got confirmed (a router died between
         claim and confirm) go back to the backlog when their lease ends."""
         interval_s = self._settings.lease_s / 2
-        while True:
-            await asyncio.sleep(interval_s)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval_s)
+                return
             try:
                 requeued = await self._store.requeue_expired(self._clock.now())
             except BackendUnavailable as exc:
