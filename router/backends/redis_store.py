@@ -41,9 +41,8 @@ contain NUL::
     {P}:backlog:<queue>     zset  item id -> router.urgency.score(deadline, priority)
     {P}:queues              set   queues with items waiting or released (backlog_stats
                                   drops a queue once both are empty)
-    {P}:item:<item>         hash  conv, queue, priority, deadline, dms (deadline in ms, as
-                                  router.urgency counts it), score, message, reasons (one
-                                  Reason JSON per line), created
+    {P}:item:<item>         hash  conv, queue, priority, deadline, score, message, reasons
+                                  (one Reason JSON per line), created
     {P}:released:<queue>    zset  claimed, unsettled item id -> lease expiry µs (+inf: none)
 """
 
@@ -63,7 +62,6 @@ from redis import exceptions as rexc
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from router.clock import to_ms
 from router.errors import BackendUnavailable, Conflict, InputError, NotFound
 from router.models import (
     Attachment,
@@ -407,7 +405,7 @@ class RedisStore:
 
 def _ingest_arg(request: IngestRequest) -> bytes:
     m, decision = request.message, request.decision
-    deadline_us = _to_us(decision.deadline)
+    verified, suggested = _identities(request)
     sent_key = _to_us(m.sent_at) + _HIST_OFFSET_US
     return _msgpack.encode(
         [
@@ -420,22 +418,27 @@ def _ingest_arg(request: IngestRequest) -> bytes:
             m.thread or "",
             m.sender_name or "",
             str(_to_us(m.received_at)),
-            m.received_at.isoformat(),
+            _json.encode(m.received_at).decode(),  # a merge record's "at", as JSON
             f"{sent_key:018d}:{request.message_id}",
             m.channel,
             m.source,
             decision.queue,
             str(decision.priority),
-            str(deadline_us),
-            str(to_ms(decision.deadline)),
+            str(_to_us(decision.deadline)),
             str(score(decision.deadline, decision.priority)),
-            "\n".join(_json.encode(reason).decode() for reason in decision.reasons),
+            _reason_lines(decision.reasons),
             _json.encode(_body(request)).decode(),
-            [i.key for i in m.identities if i.verified],
-            _suggestions(request),
+            verified,
+            suggested,
             _attributes(m.customer_attributes),
         ]
     )
+
+
+def _reason_lines(reasons: list[Reason]) -> str:
+    if not reasons:
+        return ""
+    return "\n".join(_json.encode(reason).decode() for reason in reasons)
 
 
 def _body(request: IngestRequest) -> _MessageBody:
@@ -456,14 +459,18 @@ def _body(request: IngestRequest) -> _MessageBody:
     )
 
 
-def _suggestions(request: IngestRequest) -> list[str]:
-    """``[key, SuggestedLink JSON, ...]`` for the message's unverified identities."""
-    m = request.message
-    flat: list[str] = []
-    for ident in m.unverified:
-        link = SuggestedLink(identity=ident, message_id=request.message_id, at=m.received_at)
-        flat += [ident.key, _json.encode(link).decode()]
-    return flat
+def _identities(request: IngestRequest) -> tuple[list[str], list[str]]:
+    """The verified identity keys, and ``[key, SuggestedLink JSON, ...]`` for the others."""
+    verified: list[str] = []
+    suggested: list[str] = []
+    for ident in request.message.identities:
+        if ident.verified:
+            verified.append(ident.key)
+        else:
+            at = request.message.received_at
+            link = SuggestedLink(identity=ident, message_id=request.message_id, at=at)
+            suggested += [ident.key, _json.encode(link).decode()]
+    return verified, suggested
 
 
 def _attributes(attributes: dict[str, Any]) -> list[str]:

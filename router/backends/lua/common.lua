@@ -104,9 +104,10 @@ local function merge_into(w, l, record)
   call('RPUSH', k('merges', l), record)
 end
 
-local function merge_record(w, l, at, reason)
+-- at_json is the time already as a JSON string.
+local function merge_record(w, l, at_json, reason)
   return '{"winner":' .. cjson.encode(w) .. ',"loser":' .. cjson.encode(l)
-    .. ',"at":' .. cjson.encode(at) .. ',"reason":' .. cjson.encode(reason) .. '}'
+    .. ',"at":' .. at_json .. ',"reason":' .. cjson.encode(reason) .. '}'
 end
 
 -- A customer as nested arrays: {id, name, created_us, merged_into, identity keys,

@@ -5,17 +5,17 @@
 -- item_id, new_customer, {merged customer ids}}.
 local DEDUPE, THREAD = B .. 'dedupe', B .. 'thread'
 local dedupe_field, mid, new_cust, new_conv, new_item
-local tkey, thread, sender, received, at_iso
+local tkey, thread, sender, received, at_json
 local hist_member, channel, source
-local queue, prio, deadline, dms, score
+local queue, prio, deadline, score
 local reasons, body, verified, unverified, attrs
 
 local function load(a)
   dedupe_field, mid, new_cust, new_conv, new_item = a[1], a[2], a[3], a[4], a[5]
-  tkey, thread, sender, received, at_iso = a[6], a[7], a[8], a[9], a[10]
+  tkey, thread, sender, received, at_json = a[6], a[7], a[8], a[9], a[10]
   hist_member, channel, source = a[11], a[12], a[13]
-  queue, prio, deadline, dms, score = a[14], a[15], a[16], a[17], a[18]
-  reasons, body, verified, unverified, attrs = a[19], a[20], a[21], a[22], a[23]
+  queue, prio, deadline, score = a[14], a[15], a[16], a[17]
+  reasons, body, verified, unverified, attrs = a[18], a[19], a[20], a[21], a[22]
 end
 
 local function duplicate(seen)
@@ -42,7 +42,7 @@ local function unite(owners, key_of)
   local merged = {}
   for _, o in ipairs(owners) do
     if o ~= winner then
-      merge_into(winner, o, merge_record(winner, o, at_iso, 'identity:' .. key_of[o]))
+      merge_into(winner, o, merge_record(winner, o, at_json, 'identity:' .. key_of[o]))
       merged[#merged + 1] = o
     end
   end
@@ -153,7 +153,7 @@ end
 
 local function new_item_for(conv)
   call('HSET', k('item', new_item), 'conv', conv, 'queue', queue, 'priority', prio,
-    'deadline', deadline, 'dms', dms, 'score', score, 'message', mid, 'reasons', reasons,
+    'deadline', deadline, 'score', score, 'message', mid, 'reasons', reasons,
     'created', received)
   call('ZADD', k('backlog', queue), score, new_item)
   call('SADD', QUEUES, queue)
@@ -179,14 +179,15 @@ end
 -- urgent priority of the two.
 local function join_item(item)
   local key = k('item', item)
-  local f = call('HMGET', key, 'queue', 'priority', 'deadline', 'dms', 'score', 'reasons')
-  local p, d, ms = f[2], f[3], f[4]
+  local f = call('HMGET', key, 'queue', 'priority', 'deadline', 'score', 'reasons')
+  -- a score is deadline part + priority (router.urgency): keep the earlier deadline's part
+  local p, d, base = f[2], f[3], tonumber(f[4]) - tonumber(f[2])
   if tonumber(prio) < tonumber(p) then p = prio end
-  if tonumber(deadline) < tonumber(d) then d, ms = deadline, dms end
-  local s = string.format('%.0f', tonumber(ms) * 8 + tonumber(p))
-  call('HSET', key, 'message', mid, 'priority', p, 'deadline', d, 'dms', ms, 'score', s,
-    'reasons', union_reasons(f[6]))
-  if s ~= f[5] then call('ZADD', k('backlog', f[1]), s, item) end
+  if tonumber(deadline) < tonumber(d) then d, base = deadline, tonumber(score) - tonumber(prio) end
+  local s = string.format('%.0f', base + tonumber(p))
+  call('HSET', key, 'message', mid, 'priority', p, 'deadline', d, 'score', s,
+    'reasons', union_reasons(f[5]))
+  if s ~= f[4] then call('ZADD', k('backlog', f[1]), s, item) end
   return {f[1], p, d}
 end
 
