@@ -27,12 +27,18 @@ from aiormq.abc import DeliveredMessage
 
 
 class _Message(msgspec.Struct):
+    message_id: str = ""
     attributes: dict[str, Any] = {}
+
+
+class _HistoryEntry(msgspec.Struct):
+    message_id: str
 
 
 class _Item(msgspec.Struct):
     item_id: str
     message: _Message
+    history: list[_HistoryEntry] = []
 
 
 class _Frame(msgspec.Struct):
@@ -41,39 +47,38 @@ class _Frame(msgspec.Struct):
 
 
 class Tally:
-    """What one consumer received: counts per phase tag, latencies of measured items."""
+    """What one consumer received: counts per phase tag, the latency of each measured
+    item's message (``bench_t``), and when each message id was first seen.
+
+    omniroute keeps one waiting item per conversation: a message that arrives while its
+    conversation's item is still in the backlog is folded into that item, which then
+    carries the newer message and lists the older one in ``history``. ``seen`` records
+    every message id an item carries (its message and its history), so the bench can
+    tell folded messages from lost ones and time them too.
+    """
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.total = 0
         self.latencies: array[float] = array("d")
-        self._waiting: tuple[str, int, asyncio.Event] | None = None
+        self.seen: dict[str, float] = {}
+        self.own: set[str] = set()
+        """Message ids that were the message of an item (not only in its history)."""
 
     def record(self, item: _Item) -> None:
         now = time.monotonic()
-        attributes = item.message.attributes
+        message = item.message
+        attributes = message.attributes
         phase = str(attributes.get("bench_p", "?"))
         self.total += 1
         self.counts[phase] += 1
         if phase == "m":
             self.latencies.append(now - float(attributes["bench_t"]))
-        waiting = self._waiting
-        if waiting is not None and self.counts[waiting[0]] >= waiting[1]:
-            waiting[2].set()
-
-    async def wait_for(self, phase: str, count: int, timeout_s: float) -> bool:
-        """Until ``count`` items of ``phase`` arrived; False when ``timeout_s`` passed first."""
-        if self.counts[phase] >= count:
-            return True
-        event = asyncio.Event()
-        self._waiting = (phase, count, event)
-        try:
-            await asyncio.wait_for(event.wait(), timeout_s)
-        except TimeoutError:
-            return False
-        finally:
-            self._waiting = None
-        return True
+        seen = self.seen
+        self.own.add(message.message_id)
+        seen.setdefault(message.message_id, now)
+        for entry in item.history:
+            seen.setdefault(entry.message_id, now)
 
 
 class AmqpConsumer:

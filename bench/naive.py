@@ -4,8 +4,9 @@
 of three commands (``SET NX`` the dedupe key, ``SET`` the message, ``ZADD`` it to a
 backlog) → ONE persistent publish with publisher confirms (aio-pika, default exchange)
 to a durable queue → ``202``. The work item it publishes is ``{"item_id", "queue",
-"message"}`` with the message as received, so the consumer finds
-``message.attributes.bench_t`` where it finds it in omniroute's work items.
+"message"}`` with the message as received plus its ``message_id`` (also in the 202
+answer), so the consumer finds ``message.attributes.bench_t`` and ``message.message_id``
+where it finds them in omniroute's work items.
 
 No identity, threading, history, rules, SLA, backlog ordering, metrics or logs: this is
 the floor a real router pays for "stored, then queued" on the same servers.
@@ -46,6 +47,7 @@ async def post_message(request: web.Request) -> web.Response:
     fresh, _, _ = await pipe.execute()
     if not fresh:
         return web.json_response({"duplicate": True}, status=200)
+    message["message_id"] = item_id
     item = {"item_id": item_id, "queue": "default", "message": message}
     await request.app[EXCHANGE].publish(
         aio_pika.Message(
@@ -56,7 +58,7 @@ async def post_message(request: web.Request) -> web.Response:
         ),
         routing_key=request.app[OPTIONS].queue,
     )
-    return web.json_response({"item_id": item_id}, status=202)
+    return web.json_response({"message_id": item_id}, status=202)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -53,6 +53,7 @@ REPO = BENCH.parent
 RESULTS = BENCH / "results"
 TOKEN = "bench-token"  # noqa: S105 — the bench's own throwaway daemons
 QUEUE = "default"
+POLL_S = 0.25
 
 TARGET_RATIO = 1.5
 TARGET_P99_MS = 25.0
@@ -289,14 +290,20 @@ class Bench:
                 flush=True,
             )
             started = time.monotonic()
-            drained = await consumer.tally.wait_for("s", sat["ok_total"], self.o.drain_timeout)
+            tally = consumer.tally
+            drained = await self.wait_delivered(
+                lambda: len(tally.seen) >= sat["ok_total"],
+                None if target == "b" else server,
+                self.o.drain_timeout,
+            )
             result["drain"] = {
                 "drained": drained,
                 "seconds": round(time.monotonic() - started, 2),
-                "received": consumer.tally.counts["s"],
+                "items_received": tally.counts["s"],
+                "messages_received": len(tally.seen),
                 "accepted": sat["ok_total"],
             }
-            if not drained and target != "b":
+            if target != "b":
                 result["drain"]["queues"] = await queue_state(server)
             if drained:
                 print(f"  backlog drained after {result['drain']['seconds']} s", flush=True)
@@ -305,7 +312,7 @@ class Bench:
                 # a fresh instance instead, and say so.
                 print(
                     f"  backlog NOT drained after {self.o.drain_timeout:g} s "
-                    f"({consumer.tally.counts['s']} of {sat['ok_total']} delivered): "
+                    f"({len(tally.seen)} of {sat['ok_total']} messages delivered): "
                     "latency on a fresh instance",
                     flush=True,
                 )
@@ -319,11 +326,12 @@ class Bench:
             print(
                 f"  latency at {rate:.0f} msgs/s: POST→consumer p50 {e2e['p50']} ms, "
                 f"p99 {e2e['p99']} ms, max {e2e['max']} ms "
-                f"({lat['received']}/{lat['ok_measure']} received); "
-                f"delivered {lat['delivered_per_s']:.0f}/s",
+                f"({lat['items_received']} items for {lat['ok_measure']} messages accepted, "
+                f"{lat['folded']} folded into later items, {lat['never_received']} never "
+                f"received); delivered {lat['delivered_per_s']:.0f}/s",
                 flush=True,
             )
-            if lat["received"] < lat["ok_measure"] and target != "b":
+            if lat["never_received"] and target != "b":
                 lat["queues_after"] = await queue_state(server)
                 print(f"  not all received; queues: {lat['queues_after']}", flush=True)
             if sat["errors"] or lat["errors"]:
@@ -338,12 +346,12 @@ class Bench:
         marks: dict[str, Any] = {}
 
         async def window_start() -> None:
-            marks["cpu0"], marks["total0"] = probe.snapshot(), tally.total
+            marks["cpu0"], marks["seen0"] = probe.snapshot(), (tally.total, len(tally.seen))
             if self.o.py_spy and target != "b":
                 marks["spy"] = await self.start_py_spy(target, server.pid, self.o.duration)
 
         async def window_end() -> None:
-            marks["cpu1"], marks["total1"] = probe.snapshot(), tally.total
+            marks["cpu1"], marks["seen1"] = probe.snapshot(), (tally.total, len(tally.seen))
 
         tag = f"{self.run_id}{target}"
         if self.o.tool == "wrk":
@@ -360,8 +368,7 @@ class Bench:
             )
         if "spy" in marks:
             gen["profile"] = await self.finish_py_spy(target, marks["spy"])
-        delivered = marks["total1"] - marks["total0"]
-        gen["delivered_per_s"] = delivered / max(1e-9, marks["cpu1"].at - marks["cpu0"].at)
+        gen.update(delivered(marks))
         gen["cpu"] = self.cpu(marks["cpu0"], marks["cpu1"], gen, gen["ok_measure"])
         return gen
 
@@ -371,10 +378,10 @@ class Bench:
         marks: dict[str, Any] = {}
 
         async def window_start() -> None:
-            marks["cpu0"], marks["total0"] = probe.snapshot(), tally.total
+            marks["cpu0"], marks["seen0"] = probe.snapshot(), (tally.total, len(tally.seen))
 
         async def window_end() -> None:
-            marks["cpu1"], marks["total1"] = probe.snapshot(), tally.total
+            marks["cpu1"], marks["seen1"] = probe.snapshot(), (tally.total, len(tally.seen))
 
         before = len(tally.latencies)
         gen = await self.loadgen(
@@ -386,14 +393,46 @@ class Bench:
             window_start=window_start,
             window_end=window_end,
         )
-        await tally.wait_for("m", gen["ok_measure"], self.o.tail_timeout)
-        delivered = marks["total1"] - marks["total0"]
-        gen["delivered_per_s"] = delivered / max(1e-9, marks["cpu1"].at - marks["cpu0"].at)
+        accepted: list[tuple[str, float]] = gen.pop("accepted")
+        await self.wait_delivered(
+            lambda: all(mid in tally.seen for mid, _ in accepted),
+            None if target == "b" else server,
+            self.o.tail_timeout,
+        )
+        gen.update(delivered(marks))
         latencies = tally.latencies[before:]
-        gen["received"] = len(latencies)
+        gen["items_received"] = len(latencies)
         gen["e2e_latency_ms"] = percentiles_ms(latencies)
+        every: list[float] = []
+        gen["folded"] = gen["never_received"] = 0
+        for mid, due in accepted:
+            seen = tally.seen.get(mid)
+            if seen is None:
+                gen["never_received"] += 1
+                continue
+            every.append(seen - due)
+            gen["folded"] += mid not in tally.own
+        gen["e2e_every_message_ms"] = percentiles_ms(every)
         gen["cpu"] = self.cpu(marks["cpu0"], marks["cpu1"], gen, gen["ok_measure"])
         return gen
+
+    @staticmethod
+    async def wait_delivered(
+        done: Callable[[], bool], server: Server | None, timeout_s: float
+    ) -> bool:
+        """Until ``done()``; or, for omniroute (``server``), until its backlog and agent
+        queue stay empty (what is left was folded into items already delivered, or
+        lost); False when ``timeout_s`` passed first."""
+        empty = 0
+        for _ in range(max(1, round(timeout_s / POLL_S))):
+            if done():
+                return True
+            if server is not None:
+                empty = empty + 1 if await queue_empty(server) else 0
+                if empty >= 3:
+                    return True
+            await asyncio.sleep(POLL_S)  # polling two sources: the tally and the daemon
+        return done()
 
     # --- load generators -------------------------------------------------------------
 
@@ -548,16 +587,36 @@ class Bench:
         return {"raw": str(kept.relative_to(REPO)), **top_functions(out)}
 
 
+def delivered(marks: dict[str, Any]) -> dict[str, float]:
+    """Items and messages (an item's message and those folded into its history) the
+    consumer received per second between the window marks."""
+    seconds = max(1e-9, marks["cpu1"].at - marks["cpu0"].at)
+    (items0, messages0), (items1, messages1) = marks["seen0"], marks["seen1"]
+    return {
+        "delivered_per_s": (messages1 - messages0) / seconds,
+        "delivered_items_per_s": (items1 - items0) / seconds,
+    }
+
+
+async def queue_empty(server: Server) -> bool:
+    state = await queue_state(server)
+    queues = state.get("queues") if isinstance(state, dict) else None
+    if not queues:  # an error answer, or no answer
+        return False
+    return all(q.get("backlog") == 0 and q.get("ready") == 0 for q in queues)
+
+
 async def queue_state(server: Server) -> Any:
     """omniroute's own view of its queues (``GET /v1/queues``), for the record."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
+    timeout = aiohttp.ClientTimeout(total=10)
     try:
         async with (
-            aiohttp.ClientSession() as session,
+            aiohttp.ClientSession(timeout=timeout) as session,
             session.get(f"{server.url}/v1/queues", headers=headers) as resp,
         ):
-            return await resp.json()
-    except (aiohttp.ClientError, ValueError) as exc:
+            return {"status": resp.status, **await resp.json()}
+    except (aiohttp.ClientError, ValueError, TimeoutError) as exc:
         return repr(exc)
 
 
@@ -639,6 +698,7 @@ def table(results: dict[str, dict[str, Any]]) -> list[str]:
         row("  POST→2xx p50 ms", lambda r: r[s]["post_latency_ms"]["p50"], ".1f"),
         row("  POST→2xx p99 ms", lambda r: r[s]["post_latency_ms"]["p99"], ".1f"),
         row("  delivered to consumer, msgs/s", lambda r: r[s]["delivered_per_s"]),
+        row("  delivered to consumer, items/s", lambda r: r[s]["delivered_items_per_s"]),
         row("  backlog drain after, s", lambda r: r["drain"]["seconds"], ".1f"),
         row("  server CPU µs/msg", lambda r: r[s]["cpu"]["us_per_message"]["server"]),
         row("  redis CPU µs/msg", lambda r: r[s]["cpu"]["us_per_message"]["redis"]),
@@ -650,6 +710,7 @@ def table(results: dict[str, dict[str, Any]]) -> list[str]:
         row("half rate: offered msgs/s", lambda r: r[lat]["rate"]),
         row("  accepted msgs/s", lambda r: r[lat]["throughput"]),
         row("  delivered to consumer, msgs/s", lambda r: r[lat]["delivered_per_s"]),
+        row("  delivered to consumer, items/s", lambda r: r[lat]["delivered_items_per_s"]),
         row(
             "  on a fresh instance (backlog undrained)",
             lambda r: "yes" if r["latency_on_fresh_instance"] else "no",
@@ -659,7 +720,18 @@ def table(results: dict[str, dict[str, Any]]) -> list[str]:
         row("  POST→consumer p99 ms", lambda r: r[lat]["e2e_latency_ms"]["p99"], ".1f"),
         row("  POST→consumer max ms", lambda r: r[lat]["e2e_latency_ms"]["max"], ".1f"),
         row("  POST→2xx p99 ms", lambda r: r[lat]["post_latency_ms"]["p99"], ".1f"),
-        row("  not received (of accepted)", lambda r: r[lat]["ok_measure"] - r[lat]["received"]),
+        row(
+            "  every message, folded ones too: p50 ms",
+            lambda r: r[lat]["e2e_every_message_ms"]["p50"],
+            ".1f",
+        ),
+        row(
+            "  every message, folded ones too: p99 ms",
+            lambda r: r[lat]["e2e_every_message_ms"]["p99"],
+            ".1f",
+        ),
+        row("  messages folded into a later item", lambda r: r[lat]["folded"]),
+        row("  messages never received", lambda r: r[lat]["never_received"]),
         row("  server CPU µs/msg", lambda r: r[lat]["cpu"]["us_per_message"]["server"]),
         row("  machine busy, cores of 2", lambda r: r[lat]["cpu"]["cores"]["machine"], ".2f"),
         row("  other processes, cores (noise)", lambda r: r[lat]["cpu"]["cores"]["other"], ".2f"),
@@ -721,6 +793,17 @@ def notes(results: dict[str, dict[str, Any]]) -> list[str]:
             out.append(
                 f"({t}) the saturation backlog did not drain in time; latency was measured on a "
                 "fresh instance (empty store)"
+            )
+        every, items = lat["e2e_every_message_ms"]["p99"], lat["e2e_latency_ms"]["p99"]
+        if every is not None and items is not None and every > 1.1 * items:
+            out.append(
+                f"({t}) counting the {lat['folded']} messages folded into later items, p99 is "
+                f"{every:.1f} ms instead of {items:.1f} ms"
+            )
+        if lat["never_received"]:
+            out.append(
+                f"({t}) {lat['never_received']} accepted messages never reached the consumer "
+                "(neither as an item's message nor in its history)"
             )
         if lat["delivered_per_s"] < 0.95 * lat["rate"]:
             out.append(
