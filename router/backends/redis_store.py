@@ -15,8 +15,8 @@ with the hash tag ``{P}``, so a deployment lives in one Redis Cluster slot: a me
 moves several customers' keys atomically, which only one slot allows, and a deployment
 scales out by running more routers, not by spreading one deployment over slots. Scripts
 get ``{P}:`` as ``KEYS[1]`` and derive their keys from it. Times are integer
-microseconds since the epoch (exact in a Lua double); ids are the callers' and must not
-contain NUL::
+microseconds since the epoch (exact in a Lua double until 2255); ids are the callers'
+and must not contain NUL::
 
     {P}:dedupe              hash  "<source>\\0<external_id>" -> "<message_id>\\0<conversation_id>"
     {P}:ident               hash  verified identity key "kind:value" -> live owner id

@@ -25,9 +25,19 @@ local function duplicate(seen)
   return {1, first_mid, resolve(f[1]), conv, f[2], f[3], f[4], '', 0, {}}
 end
 
+-- Lua's < on strings follows the server's locale (strcoll); ids compare by bytes, as
+-- UTF-8 byte order is code point order, Python's order.
+local function bytes_less(x, y)
+  for i = 1, math.min(#x, #y) do
+    local a, b = string.byte(x, i), string.byte(y, i)
+    if a ~= b then return a < b end
+  end
+  return #x < #y
+end
+
 local function older(x, y, created_x, created_y)
   if created_x ~= created_y then return created_x < created_y end
-  return x < y
+  return bytes_less(x, y)
 end
 
 -- Merge every owner into the oldest; returns the survivor and the merged ids.
