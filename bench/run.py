@@ -41,10 +41,12 @@ from servers import (
     CpuProbe,
     CpuSnapshot,
     Server,
+    calls_between,
     cleanup_rabbitmq,
     cleanup_redis,
     find_pids,
     free_port,
+    redis_calls,
 )
 from workload import write_templates
 
@@ -145,7 +147,7 @@ class Options:
         p.add_argument(
             "--py-spy",
             metavar="PATH",
-            help="profile each omniroute daemon with this py-spy during the saturation window",
+            help="profile each omniroute daemon with this py-spy during both windows",
         )
         a = p.parse_args(argv)
         targets = tuple(t.strip() for t in a.targets.split(",") if t.strip())
@@ -291,10 +293,13 @@ class Bench:
             )
             started = time.monotonic()
             tally = consumer.tally
-            drained = await self.wait_delivered(
-                lambda: len(tally.seen) >= sat["ok_total"],
-                None if target == "b" else server,
-                self.o.drain_timeout,
+            drained = (
+                await self.wait_delivered(
+                    lambda: len(tally.seen) >= sat["ok_total"],
+                    None if target == "b" else server,
+                    self.o.drain_timeout,
+                )
+                != "timeout"
             )
             result["drain"] = {
                 "drained": drained,
@@ -347,11 +352,17 @@ class Bench:
 
         async def window_start() -> None:
             marks["cpu0"], marks["seen0"] = probe.snapshot(), (tally.total, len(tally.seen))
+            if target != "c":
+                marks["redis0"] = await redis_calls(self.o.redis_url)
             if self.o.py_spy and target != "b":
-                marks["spy"] = await self.start_py_spy(target, server.pid, self.o.duration)
+                marks["spy"] = await self.start_py_spy(
+                    f"{target}-saturation", server.pid, self.o.duration
+                )
 
         async def window_end() -> None:
             marks["cpu1"], marks["seen1"] = probe.snapshot(), (tally.total, len(tally.seen))
+            if target != "c":
+                marks["redis1"] = await redis_calls(self.o.redis_url)
 
         tag = f"{self.run_id}{target}"
         if self.o.tool == "wrk":
@@ -367,9 +378,10 @@ class Bench:
                 window_end=window_end,
             )
         if "spy" in marks:
-            gen["profile"] = await self.finish_py_spy(target, marks["spy"])
+            gen["profile"] = await self.finish_py_spy(marks["spy"])
         gen.update(delivered(marks))
         gen["cpu"] = self.cpu(marks["cpu0"], marks["cpu1"], gen, gen["ok_measure"])
+        gen["redis_calls"] = redis_per_message(marks, gen["ok_measure"])
         return gen
 
     async def latency(
@@ -379,9 +391,17 @@ class Bench:
 
         async def window_start() -> None:
             marks["cpu0"], marks["seen0"] = probe.snapshot(), (tally.total, len(tally.seen))
+            if target != "c":
+                marks["redis0"] = await redis_calls(self.o.redis_url)
+            if self.o.py_spy and target != "b":
+                marks["spy"] = await self.start_py_spy(
+                    f"{target}-latency", server.pid, self.o.lat_duration
+                )
 
         async def window_end() -> None:
             marks["cpu1"], marks["seen1"] = probe.snapshot(), (tally.total, len(tally.seen))
+            if target != "c":
+                marks["redis1"] = await redis_calls(self.o.redis_url)
 
         before = len(tally.latencies)
         gen = await self.loadgen(
@@ -393,8 +413,10 @@ class Bench:
             window_start=window_start,
             window_end=window_end,
         )
+        if "spy" in marks:
+            gen["profile"] = await self.finish_py_spy(marks["spy"])
         accepted: list[tuple[str, float]] = gen.pop("accepted")
-        await self.wait_delivered(
+        gen["tail_wait_ended"] = await self.wait_delivered(
             lambda: all(mid in tally.seen for mid, _ in accepted),
             None if target == "b" else server,
             self.o.tail_timeout,
@@ -414,25 +436,26 @@ class Bench:
             gen["folded"] += mid not in tally.own
         gen["e2e_every_message_ms"] = percentiles_ms(every)
         gen["cpu"] = self.cpu(marks["cpu0"], marks["cpu1"], gen, gen["ok_measure"])
+        gen["redis_calls"] = redis_per_message(marks, gen["ok_measure"])
         return gen
 
     @staticmethod
     async def wait_delivered(
         done: Callable[[], bool], server: Server | None, timeout_s: float
-    ) -> bool:
-        """Until ``done()``; or, for omniroute (``server``), until its backlog and agent
-        queue stay empty (what is left was folded into items already delivered, or
-        lost); False when ``timeout_s`` passed first."""
+    ) -> str:
+        """Until ``done()`` ("all"); or, for omniroute (``server``), until its backlog and
+        agent queue stay empty ("queues empty": what is missing was folded into items
+        already delivered, or lost); "timeout" when ``timeout_s`` passed first."""
         empty = 0
         for _ in range(max(1, round(timeout_s / POLL_S))):
             if done():
-                return True
+                return "all"
             if server is not None:
                 empty = empty + 1 if await queue_empty(server) else 0
                 if empty >= 3:
-                    return True
+                    return "queues empty"
             await asyncio.sleep(POLL_S)  # polling two sources: the tally and the daemon
-        return done()
+        return "all" if done() else "timeout"
 
     # --- load generators -------------------------------------------------------------
 
@@ -559,8 +582,8 @@ class Bench:
             "us_per_message": per_message_us,
         }
 
-    async def start_py_spy(self, target: str, pid: int, seconds: float) -> tuple[Any, Path]:
-        out = self.workdir / f"profile-{target}.txt"
+    async def start_py_spy(self, name: str, pid: int, seconds: float) -> tuple[Any, Path, str]:
+        out = self.workdir / f"profile-{name}.txt"
         assert self.o.py_spy is not None
         proc = await asyncio.create_subprocess_exec(
             self.o.py_spy,
@@ -574,17 +597,30 @@ class Bench:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
-        return proc, out
+        return proc, out, name
 
-    async def finish_py_spy(self, target: str, spy: tuple[Any, Path]) -> dict[str, Any]:
-        proc, out = spy
-        await asyncio.wait_for(proc.wait(), self.o.duration + 30)
+    async def finish_py_spy(self, spy: tuple[Any, Path, str]) -> dict[str, Any]:
+        proc, out, name = spy
+        await asyncio.wait_for(proc.wait(), max(self.o.duration, self.o.lat_duration) + 30)
         if not out.exists():
             return {"error": "py-spy wrote no profile"}
         RESULTS.mkdir(exist_ok=True)
-        kept = RESULTS / f"{self.run_id}-{target}-pyspy.txt"
+        kept = RESULTS / f"{self.run_id}-{name}-pyspy.txt"
         shutil.copy(out, kept)
         return {"raw": str(kept.relative_to(REPO)), **top_functions(out)}
+
+
+def redis_per_message(marks: dict[str, Any], messages: int) -> dict[str, Any] | None:
+    """Redis commands per accepted message in the window (all clients: on a shared
+    server, other work shows up here too)."""
+    if "redis0" not in marks:
+        return None
+    calls = calls_between(marks["redis0"], marks["redis1"])
+    per = max(1, messages)
+    return {
+        "total_per_message": round(sum(calls.values()) / per, 2),
+        "per_message": {name: round(n / per, 3) for name, n in list(calls.items())[:8]},
+    }
 
 
 def delivered(marks: dict[str, Any]) -> dict[str, float]:
@@ -701,6 +737,7 @@ def table(results: dict[str, dict[str, Any]]) -> list[str]:
         row("  delivered to consumer, items/s", lambda r: r[s]["delivered_items_per_s"]),
         row("  backlog drain after, s", lambda r: r["drain"]["seconds"], ".1f"),
         row("  server CPU µs/msg", lambda r: r[s]["cpu"]["us_per_message"]["server"]),
+        row("  redis commands/msg", lambda r: r[s]["redis_calls"]["total_per_message"], ".2f"),
         row("  redis CPU µs/msg", lambda r: r[s]["cpu"]["us_per_message"]["redis"]),
         row("  rabbitmq CPU µs/msg", lambda r: r[s]["cpu"]["us_per_message"]["rabbitmq"]),
         row("  consumer CPU µs/msg", lambda r: r[s]["cpu"]["us_per_message"]["consumer"]),
@@ -733,6 +770,7 @@ def table(results: dict[str, dict[str, Any]]) -> list[str]:
         row("  messages folded into a later item", lambda r: r[lat]["folded"]),
         row("  messages never received", lambda r: r[lat]["never_received"]),
         row("  server CPU µs/msg", lambda r: r[lat]["cpu"]["us_per_message"]["server"]),
+        row("  redis commands/msg", lambda r: r[lat]["redis_calls"]["total_per_message"], ".2f"),
         row("  machine busy, cores of 2", lambda r: r[lat]["cpu"]["cores"]["machine"], ".2f"),
         row("  other processes, cores (noise)", lambda r: r[lat]["cpu"]["cores"]["other"], ".2f"),
     ]
@@ -757,6 +795,17 @@ def targets(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 "met": ratio >= TARGET_RATIO,
             }
         )
+        delivered_a = results["a"]["saturation"]["delivered_per_s"]
+        delivered_b = results["b"]["saturation"]["delivered_per_s"]
+        if delivered_b:
+            checks.append(
+                {
+                    "target": "(a)/(b) messages delivered to the consumer at saturation "
+                    "(for information)",
+                    "value": round(delivered_a / delivered_b, 2),
+                    "met": None,
+                }
+            )
     for t in ("a", "c"):
         value = p99(t)
         if t in results:
@@ -801,9 +850,14 @@ def notes(results: dict[str, dict[str, Any]]) -> list[str]:
                 f"{every:.1f} ms instead of {items:.1f} ms"
             )
         if lat["never_received"]:
+            why = (
+                f"still queued when the wait ended after {lat['tail_wait_ended']}"
+                if lat["tail_wait_ended"] == "timeout"
+                else "lost, or folded beyond the history an item carries"
+            )
             out.append(
                 f"({t}) {lat['never_received']} accepted messages never reached the consumer "
-                "(neither as an item's message nor in its history)"
+                f"(neither as an item's message nor in its history): {why}"
             )
         if lat["delivered_per_s"] < 0.95 * lat["rate"]:
             out.append(
@@ -873,7 +927,8 @@ async def bench(options: Options) -> int:
     print("\n".join(table(results)))
     print()
     for check in checks:
-        print(f"{'MET    ' if check['met'] else 'NOT MET'}  {check['target']}: {check['value']}")
+        verdict = {True: "MET    ", False: "NOT MET", None: "INFO   "}[check["met"]]
+        print(f"{verdict}  {check['target']}: {check['value']}")
     for target, error in failures.items():
         print(f"FAILED   {TITLES[target]}: {error.splitlines()[0] if error else ''}")
     caveats = notes(results)
@@ -882,15 +937,21 @@ async def bench(options: Options) -> int:
         for caveat in caveats:
             print(f"- {caveat}")
     profiles = {
-        t: r["saturation"]["profile"] for t, r in results.items() if "profile" in r["saturation"]
+        (t, phase): r[phase]["profile"]
+        for t, r in results.items()
+        for phase in ("saturation", "latency")
+        if "profile" in r[phase]
     }
-    for target, profile in profiles.items():
-        print(f"\nprofile of {TITLES[target]} at saturation ({profile.get('samples', 0)} samples)")
-        for name, pct in profile.get("self_pct", [])[:20]:
+    for (target, phase), profile in profiles.items():
+        samples = profile.get("samples", 0)
+        print(f"\nprofile of {TITLES[target]}, {phase} window ({samples} samples)")
+        for name, pct in profile.get("self_pct", [])[:15]:
             print(f"  self {pct:5.1f}%  {name}")
-        print("  by file:")
-        for name, pct in profile.get("self_pct_by_file", [])[:15]:
-            print(f"  self {pct:5.1f}%  {name}")
+        for name, pct in profile.get("self_pct_by_file", [])[:10]:
+            print(f"  self {pct:5.1f}%  {name} (whole file)")
+        router = [(n, p) for n, p in profile.get("inclusive_pct", []) if "(router/" in n]
+        for name, pct in router[3:15]:  # past run/main/_serve of router/cli.py
+            print(f"  incl {pct:5.1f}%  {name}")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     document = {

@@ -117,6 +117,21 @@ async def cleanup_redis(url: str, prefix: str) -> int:
     return deleted
 
 
+async def redis_calls(url: str) -> dict[str, int]:
+    """Calls per command since the Redis server started (``INFO commandstats``)."""
+    client = aioredis.Redis.from_url(url)
+    try:
+        stats = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+def calls_between(first: dict[str, int], last: dict[str, int]) -> dict[str, int]:
+    calls = {name: n - first.get(name, 0) for name, n in last.items()}
+    return {name: n for name, n in sorted(calls.items(), key=lambda kv: -kv[1]) if n > 0}
+
+
 async def _rabbitmqctl_names(what: str) -> list[str] | None:
     """Names from ``rabbitmqctl list_<what>``, or None without the CLI."""
     if shutil.which("rabbitmqctl") is None:
