@@ -14,7 +14,7 @@ from router.batching import Batcher
 from router.clock import Clock
 from router.errors import InputError, InvalidMessage
 from router.identity import normalize_all
-from router.ids import new_id
+from router.ids import new_suffix
 from router.metrics import Metrics
 from router.models import InboundMessage, IngestRequest, IngestResult, NormalizedMessage
 from router.ports import Store
@@ -104,13 +104,14 @@ class Ingestor:
         return result
 
     def _request(self, message: NormalizedMessage) -> IngestRequest:
+        suffix = new_suffix()
         return IngestRequest(
             message=message,
             decision=self._policy.decide(message),
-            message_id=new_id("msg"),
-            new_customer_id=new_id("cus"),
-            new_conversation_id=new_id("con"),
-            new_item_id=new_id("itm"),
+            message_id=f"msg_{suffix}",
+            new_customer_id=f"cus_{suffix}",
+            new_conversation_id=f"con_{suffix}",
+            new_item_id=f"itm_{suffix}",
         )
 
     def _after(self, message: NormalizedMessage, result: IngestResult, started: float) -> None:
