@@ -10,6 +10,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import settings
+
+# The machine is shared and noisy: hypothesis judges examples, never their speed.
+settings.register_profile("omniroute", deadline=None, print_blob=True)
+settings.load_profile("omniroute")
 
 REDIS_BASE = os.environ.get("OMNIROUTE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 AMQP_HOST = os.environ.get("OMNIROUTE_TEST_AMQP_HOST", "127.0.0.1:5672")
