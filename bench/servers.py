@@ -158,14 +158,14 @@ async def _rabbitmqctl_names(what: str) -> list[str] | None:
 async def cleanup_rabbitmq(
     url: str, prefix: str, *, queues: list[str], exchanges: list[str]
 ) -> list[str]:
-    """Delete the queues and exchanges named ``prefix...`` (those ``rabbitmqctl`` lists,
-    or else the ``queues`` and ``exchanges`` given); returns what was deleted."""
+    """Delete the queues and exchanges named ``prefix...``: those ``rabbitmqctl`` lists,
+    or without it the ``queues`` and ``exchanges`` given; returns what was deleted."""
     listed_queues = await _rabbitmqctl_names("queues")
     listed_exchanges = await _rabbitmqctl_names("exchanges")
     if listed_queues is not None:
-        queues = sorted({*queues, *(q for q in listed_queues if q.startswith(prefix))})
+        queues = sorted(q for q in listed_queues if q.startswith(prefix))
     if listed_exchanges is not None:
-        exchanges = sorted({*exchanges, *(e for e in listed_exchanges if e.startswith(prefix))})
+        exchanges = sorted(e for e in listed_exchanges if e.startswith(prefix))
     deleted = []
     connection = await aio_pika.connect(url)
     try:
