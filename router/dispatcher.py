@@ -1,18 +1,32 @@
 """Just-in-time release from the backlog into the agent queues.
 
-Each agent queue is kept shallow (``dispatch.ready_depth`` items ready); everything else
-waits in the store's backlog in urgency order. A dispatcher task per queue wakes when
-a message is queued (or every ``poll_ms``, to see consumers drain the agent queue and
-to pick up work queued by other router processes), claims as many items as the agent
-queue has room for, publishes them with confirms and settles them. Claims are atomic in
-the store, so any number of router processes can dispatch from the same backlog.
+Each agent queue is kept shallow: at most ``dispatch.ready_depth`` items wait in it for
+a consumer; everything else waits in the store's backlog in urgency order, where a
+change of urgency still counts. Consumers with free capacity (prefetch) take released
+items at once, so the ready count only builds up when every consumer is busy.
+
+Per queue, a *lane* runs two stages, so claiming the next batch overlaps publishing the
+last one:
+
+- the claimer wakes when a message is queued (or every ``poll_ms``, to notice consumers
+  draining the agent queue and work queued by other router processes), works out the
+  room left (``ready_depth`` minus the last known ready count minus items claimed since),
+  claims that many most-urgent items atomically and hands the batch on;
+- the publisher builds the work items, publishes each batch in order with confirms,
+  then reads the queue's ready count and settles the batch in the store, together.
+
+Claims are atomic in the store, so any number of router processes dispatch from the same
+backlog. A router that dies between claim and confirm leaves its items leased; the
+sweeper returns them to the backlog when the lease ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
 from datetime import timedelta
+from typing import Any
 
 import structlog
 
@@ -25,6 +39,22 @@ from router.settings import DispatchSettings
 from router.workitem import build, encode
 
 log = structlog.get_logger("router.dispatcher")
+
+HANDOFF_BATCHES = 2
+"""Batches claimed ahead of the publisher: enough to overlap, few enough to stay fresh."""
+
+
+class _Lane:
+    """The dispatch state of one queue."""
+
+    def __init__(self, queue: str) -> None:
+        self.queue = queue
+        self.wake = asyncio.Event()
+        self.ready = 0
+        """The agent queue's ready count at the last reading."""
+        self.pending = 0
+        """Items claimed since that reading (handed off, in flight or just published)."""
+        self.handoff: asyncio.Queue[list[ClaimedItem] | None] = asyncio.Queue(HANDOFF_BATCHES)
 
 
 class Dispatcher:
@@ -43,33 +73,38 @@ class Dispatcher:
         self._clock = clock
         self._metrics = metrics
         self._settings = settings
-        self._wake = {queue: asyncio.Event() for queue in queues}
+        self._lanes = {queue: _Lane(queue) for queue in queues}
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     def wake(self, queue: str) -> None:
-        event = self._wake.get(queue)
-        if event is not None:
-            event.set()
+        lane = self._lanes.get(queue)
+        if lane is not None:
+            lane.wake.set()
 
     async def start(self) -> None:
-        for queue in self._wake:
+        for queue in self._lanes:
             await self._broker.declare_queue(queue)
         if not self._broker.durable:
             requeued = await self._store.requeue_released()
             if requeued:
                 log.info("dispatch.requeued_after_restart", items=requeued)
-        self._tasks = [asyncio.create_task(self._run(q), name=f"dispatch:{q}") for q in self._wake]
-        self._tasks.append(asyncio.create_task(self._sweep(), name="dispatch:leases"))
+        for lane in self._lanes.values():
+            self._spawn(self._claimer(lane), f"dispatch:{lane.queue}:claim")
+            self._spawn(self._publisher(lane), f"dispatch:{lane.queue}:publish")
+        self._spawn(self._sweep(), "dispatch:leases")
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(work, name=name))
 
     async def stop(self, timeout_s: float = 10.0) -> None:
-        """Let each task finish its round (a release in flight completes), then end.
+        """Stop claiming, publish what is already claimed, then end.
 
         A stop flag rather than cancellation: on Python 3.11 ``wait_for`` can swallow a
-        cancel that lands as its inner wait completes, and the loop would run on."""
+        cancel that lands as its inner wait completes, and a loop would run on."""
         self._stopping.set()
-        for event in self._wake.values():
-            event.set()
+        for lane in self._lanes.values():
+            lane.wake.set()
         if not self._tasks:
             return
         _, late = await asyncio.wait(self._tasks, timeout=timeout_s)
@@ -78,55 +113,96 @@ class Dispatcher:
         await asyncio.gather(*late, return_exceptions=True)
         self._tasks = []
 
-    async def _run(self, queue: str) -> None:
-        wake = self._wake[queue]
-        poll_s = self._settings.poll_ms / 1000
-        while not self._stopping.is_set():
-            wake.clear()
-            try:
-                full = await self.release(queue)
-            except BackendUnavailable as exc:
-                log.warning("dispatch.backend_unavailable", queue=queue, error=exc.message)
-                full = False
-            except Exception:  # a bug must not stop dispatching: log it, retry next round
-                log.exception("dispatch.failed", queue=queue)
-                full = False
-            if full:
-                continue  # the backlog may hold more than one batch: go again at once
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), poll_s)
+    # --- claiming -----------------------------------------------------------------
 
-    async def release(self, queue: str) -> bool:
-        """One round: fill the agent queue up to its ready depth. True when it released
-        as many items as there was room for (there may be more waiting)."""
-        depth = await self._broker.depth(queue)
-        room = min(self._settings.ready_depth - depth.ready, self._settings.batch_max)
+    async def _claimer(self, lane: _Lane) -> None:
+        poll_s = self._settings.poll_ms / 1000
+        try:
+            while not self._stopping.is_set():
+                lane.wake.clear()
+                if await self._claim_round(lane):
+                    continue  # there may be more waiting: go again at once
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lane.wake.wait(), poll_s)
+                if not lane.wake.is_set():
+                    await self._refresh(lane)  # quiet for a while: consumers may have drained
+        finally:
+            await lane.handoff.put(None)
+
+    async def _claim_round(self, lane: _Lane) -> bool:
+        """Claim as many items as the agent queue has room for; True if it was filled."""
+        room = min(self._settings.ready_depth - lane.ready - lane.pending, self._settings.batch_max)
         if room <= 0:
             return False
-        now = self._clock.now()
-        lease = now + timedelta(seconds=self._settings.lease_s) if self._broker.durable else None
-        claimed = await self._store.claim(
-            queue, room, now=now, lease_until=lease, history_limit=self._settings.history_limit
-        )
-        if claimed:
-            await self._publish(queue, claimed)
+        try:
+            claimed = await self._claim(lane.queue, room)
+        except BackendUnavailable as exc:
+            log.warning("dispatch.claim_failed", queue=lane.queue, error=exc.message)
+            return False
+        except Exception:  # a bug must not stop dispatching: log it, retry next round
+            log.exception("dispatch.claim_failed", queue=lane.queue)
+            return False
+        if not claimed:
+            return False
+        lane.pending += len(claimed)
+        await lane.handoff.put(claimed)
         return len(claimed) == room
 
-    async def _publish(self, queue: str, claimed: list[ClaimedItem]) -> None:
+    async def _claim(self, queue: str, limit: int) -> list[ClaimedItem]:
+        now = self._clock.now()
+        lease = now + timedelta(seconds=self._settings.lease_s) if self._broker.durable else None
+        return await self._store.claim(
+            queue, limit, now=now, lease_until=lease, history_limit=self._settings.history_limit
+        )
+
+    async def _refresh(self, lane: _Lane) -> None:
+        if lane.pending:
+            return  # the publisher reads the depth after each batch
+        with contextlib.suppress(BackendUnavailable):
+            lane.ready = (await self._broker.depth(lane.queue)).ready
+
+    # --- publishing ---------------------------------------------------------------
+
+    async def _publisher(self, lane: _Lane) -> None:
+        while (claimed := await lane.handoff.get()) is not None:
+            try:
+                await self._publish(lane, claimed)
+            except BackendUnavailable as exc:
+                log.warning(
+                    "dispatch.publish_failed",
+                    queue=lane.queue,
+                    items=len(claimed),
+                    error=exc.message,
+                    retry_after_s=self._settings.lease_s,
+                )
+            except Exception:  # a bug must not stop dispatching
+                log.exception("dispatch.publish_failed", queue=lane.queue)
+            finally:
+                lane.pending -= len(claimed)
+            lane.wake.set()
+
+    async def _publish(self, lane: _Lane, claimed: list[ClaimedItem]) -> None:
         now = self._clock.now()
         bodies = [(c.item.item_id, encode(build(c, released_at=now))) for c in claimed]
-        await self._broker.publish(queue, bodies)
-        if self._broker.durable:
-            await self._store.settle([item_id for item_id, _ in bodies])
-        self._metrics.released.labels(queue).inc(len(bodies))
+        await self._broker.publish(lane.queue, bodies)
+        depth, _ = await asyncio.gather(self._broker.depth(lane.queue), self._settle(bodies))
+        lane.ready = depth.ready  # includes this batch; later claims are still pending
+        self._metrics.released.labels(lane.queue).inc(len(bodies))
         for c in claimed:
             waited_s = (now - c.message.received_at).total_seconds()
             self._metrics.release_latency.observe(max(waited_s, 0.0))
-        log.debug("dispatch.released", queue=queue, items=len(bodies))
+        log.debug("dispatch.released", queue=lane.queue, items=len(bodies))
+
+    async def _settle(self, bodies: list[tuple[str, bytes]]) -> None:
+        if self._broker.durable:  # the broker holds them now; else a consumer's ack settles
+            await self._store.settle([item_id for item_id, _ in bodies])
+
+    # --- leases -------------------------------------------------------------------
 
     async def _sweep(self) -> None:
         """Released items whose publish never got confirmed (a router died between
-        claim and confirm) go back to the backlog when their lease ends."""
+        claim and confirm, or the broker failed) go back to the backlog when their
+        lease ends."""
         interval_s = self._settings.lease_s / 2
         while not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
@@ -139,5 +215,5 @@ class Dispatcher:
                 continue
             if requeued:
                 log.warning("dispatch.leases_expired", items=requeued)
-                for queue in self._wake:
-                    self.wake(queue)
+                for lane in self._lanes.values():
+                    lane.wake.set()

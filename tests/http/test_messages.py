@@ -145,13 +145,18 @@ async def test_unknown_ack_gets_an_error_frame(client: Client) -> None:
 
 
 async def test_queue_list_reports_depth_and_oldest_deadline(client: Client) -> None:
-    await post(client, message())
-    resp = await client.get("/v1/queues", headers=AUTH)
-    assert resp.status == 200
-    (queue,) = (await resp.json())["queues"]
+    _, accepted = await post(client, message())
+    for _ in range(200):  # the item may be in transit from the backlog to the agent queue
+        resp = await client.get("/v1/queues", headers=AUTH)
+        assert resp.status == 200
+        (queue,) = (await resp.json())["queues"]
+        if queue["depth"] == 1:
+            break
+        await asyncio.sleep(0.01)  # waiting for the dispatcher, not for time
     assert queue["name"] == "default"
     assert queue["depth"] == 1
     assert queue["consumers"] == 0
+    assert queue["oldest_deadline"] in (None, accepted["deadline"])
 
 
 @pytest.mark.parametrize("backend", ["production"], indirect=True)
