@@ -10,10 +10,16 @@ last one:
 
 - the claimer wakes when a message is queued (or every ``poll_ms``, to notice consumers
   draining the agent queue and work queued by other router processes), works out the
-  room left (``ready_depth`` minus the last known ready count minus items claimed since),
-  claims that many most-urgent items atomically and hands the batch on;
+  room left (the lane's window minus the last known ready count minus items claimed
+  since), claims that many most-urgent items atomically and hands the batch on;
 - the publisher builds the work items, publishes each batch in order with confirms,
   then reads the queue's ready count and settles the batch in the store, together.
+
+The window is ``ready_depth`` while consumers are busy. While every reading after a
+publish finds the agent queue empty with consumers on it (they take items as fast as
+they come), the window doubles, up to ``batch_max``, so throughput is not capped by
+round trips; the first reading that finds ``ready_depth`` items waiting shrinks it back.
+Under overload at most one window's worth of items was released ahead of the shrink.
 
 Claims are atomic in the store, so any number of router processes dispatch from the same
 backlog. A router that dies between claim and confirm leaves its items leased; the
@@ -34,7 +40,7 @@ from router.clock import Clock
 from router.errors import BackendUnavailable
 from router.metrics import Metrics
 from router.models import ClaimedItem
-from router.ports import Broker, Store
+from router.ports import Broker, QueueDepth, Store
 from router.settings import DispatchSettings
 from router.workitem import build, encode
 
@@ -47,9 +53,11 @@ HANDOFF_BATCHES = 2
 class _Lane:
     """The dispatch state of one queue."""
 
-    def __init__(self, queue: str) -> None:
+    def __init__(self, queue: str, window: int) -> None:
         self.queue = queue
         self.wake = asyncio.Event()
+        self.window = window
+        """How many items may be ready or in flight at once."""
         self.ready = 0
         """The agent queue's ready count at the last reading."""
         self.pending = 0
@@ -73,7 +81,7 @@ class Dispatcher:
         self._clock = clock
         self._metrics = metrics
         self._settings = settings
-        self._lanes = {queue: _Lane(queue) for queue in queues}
+        self._lanes = {queue: _Lane(queue, settings.ready_depth) for queue in queues}
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -131,7 +139,7 @@ class Dispatcher:
 
     async def _claim_round(self, lane: _Lane) -> bool:
         """Claim as many items as the agent queue has room for; True if it was filled."""
-        room = min(self._settings.ready_depth - lane.ready - lane.pending, self._settings.batch_max)
+        room = min(lane.window - lane.ready - lane.pending, self._settings.batch_max)
         if room <= 0:
             return False
         try:
@@ -187,11 +195,18 @@ class Dispatcher:
         await self._broker.publish(lane.queue, bodies)
         depth, _ = await asyncio.gather(self._broker.depth(lane.queue), self._settle(bodies))
         lane.ready = depth.ready  # includes this batch; later claims are still pending
+        self._adapt(lane, depth)
         self._metrics.released.labels(lane.queue).inc(len(bodies))
         for c in claimed:
             waited_s = (now - c.message.received_at).total_seconds()
             self._metrics.release_latency.observe(max(waited_s, 0.0))
         log.debug("dispatch.released", queue=lane.queue, items=len(bodies))
+
+    def _adapt(self, lane: _Lane, depth: QueueDepth) -> None:
+        if depth.ready >= self._settings.ready_depth or not depth.consumers:
+            lane.window = self._settings.ready_depth
+        elif depth.ready == 0:
+            lane.window = min(lane.window * 2, self._settings.batch_max)
 
     async def _settle(self, bodies: list[tuple[str, bytes]]) -> None:
         if self._broker.durable:  # the broker holds them now; else a consumer's ack settles
