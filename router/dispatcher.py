@@ -139,7 +139,8 @@ class Dispatcher:
 
     async def _claim_round(self, lane: _Lane) -> bool:
         """Claim as many items as the agent queue has room for; True if it was filled."""
-        room = min(lane.window - lane.ready - lane.pending, self._settings.batch_max)
+        room = lane.window - lane.ready - lane.pending
+        room = min(room, max(lane.window // HANDOFF_BATCHES, 1), self._settings.batch_max)
         if room <= 0:
             return False
         try:
