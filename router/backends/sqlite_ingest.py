@@ -1,0 +1,336 @@
+"""One message of ``Store.ingest`` inside the batch's transaction, and the merges it makes.
+
+Per new message: one lookup statement (the dedupe key and the owner of each
+identifier), the customer's row, the open conversation together with its waiting
+item, then three writes (backlog item, conversation, message) and a customer write
+only when the profile changed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+from router.clock import to_ms
+from router.models import (
+    BacklogItem,
+    Conversation,
+    Customer,
+    Identity,
+    IngestRequest,
+    IngestResult,
+    MergeRecord,
+    StoredMessage,
+    SuggestedLink,
+)
+from router.urgency import score
+
+from .sqlite_read import decode_conversation, decode_item, encode, load_customer
+
+_DEDUPE = "SELECT (SELECT message_id FROM messages WHERE source = ? AND external_id = ?)"
+_OWNER = ", (SELECT customer_id FROM identities WHERE key = ?)"
+_LOOKUPS = [_DEDUPE + _OWNER * count for count in range(8)]
+_DUPLICATE = """SELECT m.message_id, m.customer_id, c.conversation_id, c.body
+    FROM messages m JOIN conversations c ON c.conversation_id = m.conversation_id
+    WHERE m.source = ? AND m.external_id = ?"""
+_OWN_IDENTITY = "INSERT OR REPLACE INTO identities (key, customer_id) VALUES (?, ?)"
+_PUT_CUSTOMER = """INSERT INTO customers (customer_id, merged_into, body) VALUES (?, ?, ?)
+    ON CONFLICT (customer_id) DO UPDATE SET merged_into = excluded.merged_into,
+    body = excluded.body"""
+_THREAD_OWNER = """SELECT customer_id FROM conversations
+    WHERE thread_key = ? AND state != 'resolved' ORDER BY rowid DESC LIMIT 1"""
+_OPEN_CONVERSATION = """SELECT c.body, b.score, b.body FROM conversations c
+    LEFT JOIN backlog b ON b.item_id = c.waiting_item AND b.released = 0
+    WHERE c.customer_id = ? AND c.thread_key = ? AND c.state != 'resolved'
+    ORDER BY c.rowid DESC LIMIT 1"""
+_NEW_CONVERSATION = """INSERT INTO conversations
+    (conversation_id, customer_id, thread_key, state, waiting_item, body)
+    VALUES (?, ?, ?, ?, ?, ?)"""
+_UPDATE_CONVERSATION = """UPDATE conversations SET state = ?, waiting_item = ?, body = ?
+    WHERE conversation_id = ?"""
+_NEW_ITEM = """INSERT INTO backlog (item_id, queue, score, conversation_id, body)
+    VALUES (?, ?, ?, ?, ?)"""
+_UPDATE_ITEM = "UPDATE backlog SET body = ? WHERE item_id = ?"
+_RESCORE_ITEM = "UPDATE backlog SET score = ?, body = ? WHERE item_id = ?"
+_PUT_MESSAGE = """INSERT INTO messages
+    (message_id, source, external_id, customer_id, conversation_id, sent_ms, body)
+    VALUES (?, ?, ?, ?, ?, ?, ?)"""
+_PUT_MERGE = "INSERT INTO merges (winner, loser, body) VALUES (?, ?, ?)"
+_MOVE_TO_WINNER = (
+    "UPDATE identities SET customer_id = ? WHERE customer_id = ?",
+    "UPDATE conversations SET customer_id = ? WHERE customer_id = ?",
+    "UPDATE messages SET customer_id = ? WHERE customer_id = ?",
+)
+
+
+def ingest_one(db: sqlite3.Connection, request: IngestRequest) -> IngestResult:
+    """Store one message (the caller holds the transaction and rolls back on error)."""
+    message = request.message
+    keys = [identity.key for identity in message.identities]
+    lookup = _LOOKUPS[len(keys)] if len(keys) < len(_LOOKUPS) else _DEDUPE + _OWNER * len(keys)
+    first, *owned_by = db.execute(lookup, (message.source, message.external_id, *keys)).fetchone()
+    if first is not None:
+        return _duplicate(db, request)
+    owners = {key: owner for key, owner in zip(keys, owned_by, strict=True) if owner is not None}
+    customer, original, merged = _identify(db, request, owners)
+    _update_profile(db, request, customer, owners)
+    if original is None or encode(customer) != original:
+        put_customer(db, customer)
+    conversation, item = _route(db, request, customer.customer_id)
+    _put_message(db, request, customer.customer_id, conversation.conversation_id)
+    return IngestResult(
+        message_id=request.message_id,
+        customer_id=customer.customer_id,
+        conversation_id=conversation.conversation_id,
+        queue=item.queue,
+        priority=item.priority,
+        deadline=item.deadline,
+        item_id=item.item_id,
+        new_customer=original is None,
+        merged=merged,
+    )
+
+
+def _duplicate(db: sqlite3.Connection, request: IngestRequest) -> IngestResult:
+    message = request.message
+    row = db.execute(_DUPLICATE, (message.source, message.external_id)).fetchone()
+    message_id, customer_id, conversation_id, body = row
+    conversation = decode_conversation(body)
+    return IngestResult(
+        message_id=message_id,
+        customer_id=customer_id,
+        conversation_id=conversation_id,
+        queue=conversation.queue,
+        priority=conversation.priority,
+        deadline=conversation.deadline,
+        duplicate=True,
+    )
+
+
+# --- step 2: who is it ------------------------------------------------------------------
+
+
+def _identify(
+    db: sqlite3.Connection, request: IngestRequest, owners: dict[str, str]
+) -> tuple[Customer, bytes | None, list[str]]:
+    """The customer (merging verified owners), its stored body (None: new), losers."""
+    message = request.message
+    by_owner: dict[str, str] = {}
+    for identity in message.identities:
+        if identity.verified and identity.key in owners:
+            by_owner.setdefault(owners[identity.key], identity.key)
+    if by_owner:
+        return _merge_owners(db, request, by_owner)
+    loaded = None
+    if message.thread is not None:  # without a thread, the thread key would join strangers
+        row = db.execute(_THREAD_OWNER, (message.thread_key,)).fetchone()
+        loaded = None if row is None else load_customer(db, row[0])
+    if loaded is not None:
+        return loaded[0], loaded[1], []
+    created = Customer(customer_id=request.new_customer_id, created_at=message.received_at)
+    return created, None, []
+
+
+def _merge_owners(
+    db: sqlite3.Connection, request: IngestRequest, by_owner: dict[str, str]
+) -> tuple[Customer, bytes, list[str]]:
+    loaded = [load_customer(db, customer_id) for customer_id in by_owner]
+    present = [pair for pair in loaded if pair is not None]
+    winner, original = min(present, key=lambda pair: (pair[0].created_at, pair[0].customer_id))
+    merged: list[str] = []
+    for loser, _ in present:
+        if loser is not winner:
+            reason = f"identity:{by_owner[loser.customer_id]}"
+            move(db, winner, loser, request.message.received_at, reason)
+            merged.append(loser.customer_id)
+    return winner, original, merged
+
+
+def _update_profile(
+    db: sqlite3.Connection, request: IngestRequest, customer: Customer, owners: dict[str, str]
+) -> None:
+    message = request.message
+    owned = {i.key for i in customer.identities}
+    fresh = [i for i in message.identities if i.verified and i.key not in owned]
+    if fresh:
+        customer.identities = customer.identities + fresh
+        db.executemany(_OWN_IDENTITY, [(i.key, customer.customer_id) for i in fresh])
+    typed = [
+        SuggestedLink(
+            identity=identity,
+            other_customer_id=owners.get(identity.key),
+            message_id=request.message_id,
+            at=message.received_at,
+        )
+        for identity in message.identities
+        if not identity.verified
+    ]
+    if typed or customer.suggested:
+        customer.suggested = suggestions(customer.suggested + typed, customer.identities)
+    customer.name = customer.name or message.sender_name
+    if message.customer_attributes:
+        customer.attributes = {**customer.attributes, **message.customer_attributes}
+
+
+# --- steps 3 to 5: conversation, backlog, history ---------------------------------------
+
+
+def _route(
+    db: sqlite3.Connection, request: IngestRequest, customer_id: str
+) -> tuple[Conversation, BacklogItem]:
+    message, decision = request.message, request.decision
+    row = db.execute(_OPEN_CONVERSATION, (customer_id, message.thread_key)).fetchone()
+    if row is None:
+        conversation = Conversation(
+            conversation_id=request.new_conversation_id,
+            customer_id=customer_id,
+            channel=message.channel,
+            source=message.source,
+            thread=message.thread,
+            queue=decision.queue,
+            priority=decision.priority,
+            deadline=decision.deadline,
+            message_count=1,
+            created_at=message.received_at,
+            updated_at=message.received_at,
+        )
+        item = _new_item(db, request, conversation)
+        db.execute(
+            _NEW_CONVERSATION,
+            (
+                conversation.conversation_id,
+                customer_id,
+                message.thread_key,
+                conversation.state,
+                item.item_id,
+                encode(conversation),
+            ),
+        )
+        return conversation, item
+    body, old_score, waiting = row
+    conversation = decode_conversation(body)
+    conversation.customer_id = customer_id
+    conversation.state = "open"
+    conversation.message_count += 1
+    conversation.updated_at = max(conversation.updated_at, message.received_at)
+    if waiting is None:
+        conversation.queue = decision.queue
+        conversation.priority = decision.priority
+        conversation.deadline = decision.deadline
+        item = _new_item(db, request, conversation)
+    else:
+        item = _join_item(db, request, decode_item(waiting), old_score)
+    db.execute(
+        _UPDATE_CONVERSATION,
+        (conversation.state, item.item_id, encode(conversation), conversation.conversation_id),
+    )
+    return conversation, item
+
+
+def _new_item(
+    db: sqlite3.Connection, request: IngestRequest, conversation: Conversation
+) -> BacklogItem:
+    decision = request.decision
+    item = BacklogItem(
+        item_id=request.new_item_id,
+        conversation_id=conversation.conversation_id,
+        queue=decision.queue,
+        priority=decision.priority,
+        deadline=decision.deadline,
+        message_id=request.message_id,
+        reasons=list(decision.reasons),
+        created_at=request.message.received_at,
+    )
+    urgency = score(item.deadline, item.priority)
+    db.execute(_NEW_ITEM, (item.item_id, item.queue, urgency, item.conversation_id, encode(item)))
+    return item
+
+
+def _join_item(
+    db: sqlite3.Connection, request: IngestRequest, item: BacklogItem, old_score: int
+) -> BacklogItem:
+    """The waiting item carries this message, at the more urgent deadline and priority;
+    only a changed score touches the urgency index."""
+    decision = request.decision
+    item.message_id = request.message_id
+    item.deadline = min(item.deadline, decision.deadline)
+    item.priority = min(item.priority, decision.priority)
+    item.reasons = item.reasons + [r for r in decision.reasons if r not in item.reasons]
+    urgency = score(item.deadline, item.priority)
+    if urgency == old_score:
+        db.execute(_UPDATE_ITEM, (encode(item), item.item_id))
+    else:
+        db.execute(_RESCORE_ITEM, (urgency, encode(item), item.item_id))
+    return item
+
+
+def _put_message(
+    db: sqlite3.Connection, request: IngestRequest, customer_id: str, conversation_id: str
+) -> None:
+    message = request.message
+    stored = StoredMessage(
+        message_id=request.message_id,
+        conversation_id=conversation_id,
+        customer_id=customer_id,
+        channel=message.channel,
+        source=message.source,
+        external_id=message.external_id,
+        sender_name=message.sender_name,
+        identities=list(message.identities),
+        subject=message.subject,
+        text=message.text,
+        sent_at=message.sent_at,
+        received_at=message.received_at,
+        attachments=list(message.attachments),
+        attributes=message.attributes,
+    )
+    db.execute(
+        _PUT_MESSAGE,
+        (
+            request.message_id,
+            message.source,
+            message.external_id,
+            customer_id,
+            conversation_id,
+            to_ms(message.sent_at),
+            encode(stored),
+        ),
+    )
+
+
+# --- writes shared with the API's merge -------------------------------------------------
+
+
+def put_customer(db: sqlite3.Connection, customer: Customer) -> None:
+    db.execute(_PUT_CUSTOMER, (customer.customer_id, customer.merged_into, encode(customer)))
+
+
+def move(
+    db: sqlite3.Connection, winner: Customer, loser: Customer, at: datetime, reason: str
+) -> MergeRecord:
+    """Merge ``loser`` into ``winner`` in the tables; the caller writes ``winner``."""
+    owned = {i.key for i in winner.identities}
+    winner.identities = winner.identities + [i for i in loser.identities if i.key not in owned]
+    winner.suggested = suggestions(winner.suggested + loser.suggested, winner.identities)
+    winner.attributes = {**loser.attributes, **winner.attributes}
+    winner.name = winner.name or loser.name
+    winner.merged_from = [*winner.merged_from, loser.customer_id]
+    loser.identities, loser.suggested = [], []
+    loser.merged_into = winner.customer_id
+    for statement in _MOVE_TO_WINNER:
+        db.execute(statement, (winner.customer_id, loser.customer_id))
+    put_customer(db, loser)
+    record = MergeRecord(winner=winner.customer_id, loser=loser.customer_id, at=at, reason=reason)
+    db.execute(_PUT_MERGE, (record.winner, record.loser, encode(record)))
+    return record
+
+
+def suggestions(links: list[SuggestedLink], verified: list[Identity]) -> list[SuggestedLink]:
+    """One link per identifier, none for an identifier the customer owns verified."""
+    seen = {i.key for i in verified}
+    kept: list[SuggestedLink] = []
+    for link in links:
+        if link.identity.key not in seen:
+            seen.add(link.identity.key)
+            kept.append(link)
+    return kept
