@@ -15,11 +15,12 @@ last one:
 - the publisher builds the work items, publishes each batch in order with confirms,
   then reads the queue's ready count and settles the batch in the store, together.
 
-The window is ``ready_depth`` while consumers are busy. While every reading after a
-publish finds the agent queue empty with consumers on it (they take items as fast as
+The window starts at ``ready_depth``. While the reading after a publish finds fewer than
+``ready_depth`` items waiting with consumers on the queue (they take items as fast as
 they come), the window doubles, up to ``batch_max``, so throughput is not capped by
-round trips; the first reading that finds ``ready_depth`` items waiting shrinks it back.
-Under overload at most one window's worth of items was released ahead of the shrink.
+round trips; each reading that finds ``ready_depth`` or more waiting halves it, back
+down to ``ready_depth``, and no consumer at all resets it. Under overload at most one
+window's worth of items was released ahead of the shrink.
 
 Claims are atomic in the store, so any number of router processes dispatch from the same
 backlog. A router that dies between claim and confirm leaves its items leased; the
@@ -204,9 +205,12 @@ class Dispatcher:
         log.debug("dispatch.released", queue=lane.queue, items=len(bodies))
 
     def _adapt(self, lane: _Lane, depth: QueueDepth) -> None:
-        if depth.ready >= self._settings.ready_depth or not depth.consumers:
-            lane.window = self._settings.ready_depth
-        elif depth.ready == 0:
+        floor = self._settings.ready_depth
+        if not depth.consumers:
+            lane.window = floor
+        elif depth.ready >= floor:
+            lane.window = max(lane.window // 2, floor)
+        else:
             lane.window = min(lane.window * 2, self._settings.batch_max)
 
     async def _settle(self, bodies: list[tuple[str, bytes]]) -> None:
