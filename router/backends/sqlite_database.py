@@ -43,7 +43,8 @@ from router.models import (
 from router.urgency import deadline_of
 
 from . import sqlite_read as read
-from .sqlite_ingest import ingest_one, move, put_customer
+from .sqlite_ingest import ingest_one
+from .sqlite_merge import move, put_customer
 from .sqlite_schema import connect
 
 # Errors that spoil one message of a batch (bad data, an id drawn twice), not the file.

@@ -1,4 +1,4 @@
-"""One message of ``Store.ingest`` inside the batch's transaction, and the merges it makes.
+"""One message of ``Store.ingest``, inside the batch's transaction.
 
 Per new message: one lookup statement (the dedupe key and the owner of each
 identifier), the customer's row, the open conversation together with its waiting
@@ -9,22 +9,20 @@ only when the profile changed.
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
 
 from router.clock import to_ms
 from router.models import (
     BacklogItem,
     Conversation,
     Customer,
-    Identity,
     IngestRequest,
     IngestResult,
-    MergeRecord,
     StoredMessage,
     SuggestedLink,
 )
 from router.urgency import score
 
+from .sqlite_merge import move, put_customer, suggestions
 from .sqlite_read import decode_conversation, decode_item, encode, load_customer
 
 _DEDUPE = "SELECT (SELECT message_id FROM messages WHERE source = ? AND external_id = ?)"
@@ -34,9 +32,6 @@ _DUPLICATE = """SELECT m.message_id, m.customer_id, c.conversation_id, c.body
     FROM messages m JOIN conversations c ON c.conversation_id = m.conversation_id
     WHERE m.source = ? AND m.external_id = ?"""
 _OWN_IDENTITY = "INSERT OR REPLACE INTO identities (key, customer_id) VALUES (?, ?)"
-_PUT_CUSTOMER = """INSERT INTO customers (customer_id, merged_into, body) VALUES (?, ?, ?)
-    ON CONFLICT (customer_id) DO UPDATE SET merged_into = excluded.merged_into,
-    body = excluded.body"""
 _THREAD_OWNER = """SELECT customer_id FROM conversations
     WHERE thread_key = ? AND state != 'resolved' ORDER BY rowid DESC LIMIT 1"""
 _OPEN_CONVERSATION = """SELECT c.body, b.score, b.body FROM conversations c
@@ -55,12 +50,6 @@ _RESCORE_ITEM = "UPDATE backlog SET score = ?, body = ? WHERE item_id = ?"
 _PUT_MESSAGE = """INSERT INTO messages
     (message_id, source, external_id, customer_id, conversation_id, sent_ms, body)
     VALUES (?, ?, ?, ?, ?, ?, ?)"""
-_PUT_MERGE = "INSERT INTO merges (winner, loser, body) VALUES (?, ?, ?)"
-_MOVE_TO_WINNER = (
-    "UPDATE identities SET customer_id = ? WHERE customer_id = ?",
-    "UPDATE conversations SET customer_id = ? WHERE customer_id = ?",
-    "UPDATE messages SET customer_id = ? WHERE customer_id = ?",
-)
 
 
 def ingest_one(db: sqlite3.Connection, request: IngestRequest) -> IngestResult:
@@ -296,41 +285,3 @@ def _put_message(
             encode(stored),
         ),
     )
-
-
-# --- writes shared with the API's merge -------------------------------------------------
-
-
-def put_customer(db: sqlite3.Connection, customer: Customer) -> None:
-    db.execute(_PUT_CUSTOMER, (customer.customer_id, customer.merged_into, encode(customer)))
-
-
-def move(
-    db: sqlite3.Connection, winner: Customer, loser: Customer, at: datetime, reason: str
-) -> MergeRecord:
-    """Merge ``loser`` into ``winner`` in the tables; the caller writes ``winner``."""
-    owned = {i.key for i in winner.identities}
-    winner.identities = winner.identities + [i for i in loser.identities if i.key not in owned]
-    winner.suggested = suggestions(winner.suggested + loser.suggested, winner.identities)
-    winner.attributes = {**loser.attributes, **winner.attributes}
-    winner.name = winner.name or loser.name
-    winner.merged_from = [*winner.merged_from, loser.customer_id]
-    loser.identities, loser.suggested = [], []
-    loser.merged_into = winner.customer_id
-    for statement in _MOVE_TO_WINNER:
-        db.execute(statement, (winner.customer_id, loser.customer_id))
-    put_customer(db, loser)
-    record = MergeRecord(winner=winner.customer_id, loser=loser.customer_id, at=at, reason=reason)
-    db.execute(_PUT_MERGE, (record.winner, record.loser, encode(record)))
-    return record
-
-
-def suggestions(links: list[SuggestedLink], verified: list[Identity]) -> list[SuggestedLink]:
-    """One link per identifier, none for an identifier the customer owns verified."""
-    seen = {i.key for i in verified}
-    kept: list[SuggestedLink] = []
-    for link in links:
-        if link.identity.key not in seen:
-            seen.add(link.identity.key)
-            kept.append(link)
-    return kept
