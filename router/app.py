@@ -9,12 +9,13 @@ the agent sockets.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 from aiohttp import WSCloseCode, web
 
 from router.clock import Clock, SystemClock
+from router.dispatch_thread import DispatchThread
 from router.dispatcher import Dispatcher
 from router.http import customers, messages, openapi, ops, queues
 from router.http.auth import auth_middleware, resolve_token
@@ -128,20 +129,42 @@ async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _dispatch_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    dispatcher = Dispatcher(
-        store=app[STORE],
-        broker=app[BROKER],
+    if app[BROKER].durable:  # production: its own loop and clients, see dispatch_thread
+        runner: Dispatcher | DispatchThread = DispatchThread(lambda: _threaded_dispatcher(app))
+    else:
+        runner = _dispatcher(app, app[STORE], app[BROKER])
+    app[DISPATCHER] = runner
+    await runner.start()
+    try:
+        yield
+    finally:
+        await runner.stop(settings.http.shutdown_timeout_s)
+
+
+def _dispatcher(app: web.Application, store: Store, broker: Broker) -> Dispatcher:
+    settings = app[SETTINGS]
+    return Dispatcher(
+        store=store,
+        broker=broker,
         clock=app[CLOCK],
         metrics=app[METRICS],
         settings=settings.dispatch,
         queues=settings.routing.queues,
     )
-    app[DISPATCHER] = dispatcher
-    await dispatcher.start()
-    try:
-        yield
-    finally:
-        await dispatcher.stop(settings.http.shutdown_timeout_s)
+
+
+async def _threaded_dispatcher(
+    app: web.Application,
+) -> tuple[Dispatcher, Callable[[], Awaitable[None]]]:
+    store, broker = build_backends(app[SETTINGS])
+    await store.open()
+    await broker.open()
+
+    async def close() -> None:
+        await broker.close()
+        await store.close()
+
+    return _dispatcher(app, store, broker), close
 
 
 async def _inbound_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -176,20 +176,35 @@ class Dispatcher:
     async def _publisher(self, lane: _Lane) -> None:
         while (claimed := await lane.handoff.get()) is not None:
             try:
+                await self._publish_until_done(lane, claimed)
+            finally:
+                lane.pending -= len(claimed)
+            lane.wake.set()
+
+    async def _publish_until_done(self, lane: _Lane, claimed: list[ClaimedItem]) -> None:
+        """Publish a claimed batch, retrying while the broker is away: the items are ours
+        (leased), and giving up would strand them until the lease ends."""
+        backoff_s = 0.05
+        while True:
+            try:
                 await self._publish(lane, claimed)
+                return
             except BackendUnavailable as exc:
                 log.warning(
                     "dispatch.publish_failed",
                     queue=lane.queue,
                     items=len(claimed),
                     error=exc.message,
-                    retry_after_s=self._settings.lease_s,
+                    retry_in_s=backoff_s,
                 )
-            except Exception:  # a bug must not stop dispatching
+            except Exception:  # a bug must not stop dispatching; the lease returns them
                 log.exception("dispatch.publish_failed", queue=lane.queue)
-            finally:
-                lane.pending -= len(claimed)
-            lane.wake.set()
+                return
+            if self._stopping.is_set():
+                return  # leased: the sweeper of a running router returns them to the backlog
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), backoff_s)
+            backoff_s = min(backoff_s * 2, 2.0)
 
     async def _publish(self, lane: _Lane, claimed: list[ClaimedItem]) -> None:
         now = self._clock.now()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from router.clock import Clock
+from router.dispatch_thread import DispatchThread
 from router.dispatcher import Dispatcher
 from router.metrics import Metrics
 from router.pipeline import Ingestor
@@ -17,6 +18,6 @@ METRICS = web.AppKey("metrics", Metrics)
 STORE = web.AppKey("store", Store)
 BROKER = web.AppKey("broker", Broker)
 INGESTOR = web.AppKey("ingestor", Ingestor)
-DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+DISPATCHER: web.AppKey[Dispatcher | DispatchThread] = web.AppKey("dispatcher")
 TOKEN = web.AppKey("token", Secret)
 SOCKETS: web.AppKey[set[web.WebSocketResponse[bool]]] = web.AppKey("sockets")
