@@ -49,6 +49,8 @@ log = structlog.get_logger("router.dispatcher")
 
 HANDOFF_BATCHES = 2
 """Batches claimed ahead of the publisher: enough to overlap, few enough to stay fresh."""
+FULL_RECHECK_S = 0.01
+"""How soon a lane whose agent queue was full looks at it again."""
 
 
 class _Lane:
@@ -129,34 +131,44 @@ class Dispatcher:
         try:
             while not self._stopping.is_set():
                 lane.wake.clear()
-                if await self._claim_round(lane):
+                outcome = await self._claim_round(lane)
+                if outcome == "more":
                     continue  # there may be more waiting: go again at once
+                if outcome == "full":
+                    # Waiting for consumers to drain, not for new messages (which keep
+                    # waking us under load): look at the queue again shortly.
+                    await self._pause(min(poll_s, FULL_RECHECK_S))
+                    await self._refresh(lane)
+                    continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(lane.wake.wait(), poll_s)
-                if not lane.wake.is_set():
-                    await self._refresh(lane)  # quiet for a while: consumers may have drained
         finally:
             await lane.handoff.put(None)
 
-    async def _claim_round(self, lane: _Lane) -> bool:
-        """Claim as many items as the agent queue has room for; True if it was filled."""
+    async def _claim_round(self, lane: _Lane) -> str:
+        """Claim as many items as the agent queue has room for: ``more`` if it filled
+        the room, ``full`` if there was none, ``idle`` otherwise."""
         room = lane.window - lane.ready - lane.pending
-        room = min(room, max(lane.window // HANDOFF_BATCHES, 1), self._settings.batch_max)
         if room <= 0:
-            return False
+            return "full"
+        room = min(room, max(lane.window // HANDOFF_BATCHES, 1), self._settings.batch_max)
         try:
             claimed = await self._claim(lane.queue, room)
         except BackendUnavailable as exc:
             log.warning("dispatch.claim_failed", queue=lane.queue, error=exc.message)
-            return False
+            return "idle"
         except Exception:  # a bug must not stop dispatching: log it, retry next round
             log.exception("dispatch.claim_failed", queue=lane.queue)
-            return False
+            return "idle"
         if not claimed:
-            return False
+            return "idle"
         lane.pending += len(claimed)
         await lane.handoff.put(claimed)
-        return len(claimed) == room
+        return "more" if len(claimed) == room else "idle"
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _claim(self, queue: str, limit: int) -> list[ClaimedItem]:
         now = self._clock.now()
@@ -202,8 +214,7 @@ class Dispatcher:
                 return
             if self._stopping.is_set():
                 return  # leased: the sweeper of a running router returns them to the backlog
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), backoff_s)
+            await self._pause(backoff_s)
             backoff_s = min(backoff_s * 2, 2.0)
 
     async def _publish(self, lane: _Lane, claimed: list[ClaimedItem]) -> None:
