@@ -40,7 +40,7 @@ _MESSAGE = "SELECT customer_id, body FROM messages WHERE message_id = ?"
 _HISTORY_PAGE = """SELECT customer_id, body, sent_ms, message_id FROM messages
     WHERE customer_id = ? AND (sent_ms, message_id) < (?, ?)
     ORDER BY sent_ms DESC, message_id DESC LIMIT ?"""
-_RECENT = """SELECT customer_id, body, message_id FROM messages WHERE customer_id = ?
+_RECENT = """SELECT body FROM messages WHERE customer_id = ?
     ORDER BY sent_ms DESC, message_id DESC LIMIT ?"""
 _MERGES = "SELECT body FROM merges WHERE winner = ? OR loser = ? ORDER BY seq"
 _CLAIM_CONTEXT = """SELECT c.conversation_id, c.customer_id, c.body, u.body
@@ -124,11 +124,11 @@ def claimed_items(
         history: list[StoredMessage] = []
         message = None
         if history_limit > 0:
-            for owner, body, message_id in db.execute(_RECENT, (customer_id, history_limit)):
-                stored = _owned_message(owner, body)
+            for (body,) in db.execute(_RECENT, (customer_id, history_limit)):
+                stored = _owned_message(customer_id, body)  # the column is the parameter
                 history.append(stored)
-                if message_id == item.message_id:
-                    message = _owned_message(owner, body)  # its own copy, as before
+                if stored.message_id == item.message_id:
+                    message = _owned_message(customer_id, body)  # its own copy, as before
         claimed.append(
             ClaimedItem(
                 item=item,
