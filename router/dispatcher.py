@@ -49,6 +49,8 @@ log = structlog.get_logger("router.dispatcher")
 
 HANDOFF_BATCHES = 2
 """Batches claimed ahead of the publisher: enough to overlap, few enough to stay fresh."""
+PUBLISHES_IN_FLIGHT = 4
+"""Batches sent and waiting for their confirms at once, per queue."""
 FULL_RECHECK_S = 0.01
 """How soon a lane whose agent queue was full looks at it again."""
 
@@ -186,11 +188,24 @@ class Dispatcher:
     # --- publishing ---------------------------------------------------------------
 
     async def _publisher(self, lane: _Lane) -> None:
+        """Publish batches in claim order without waiting for one batch's confirms
+        before sending the next (a confirm can take a disk write)."""
+        inflight: set[asyncio.Task[None]] = set()
         while (claimed := await lane.handoff.get()) is not None:
-            try:
-                await self._publish_until_done(lane, claimed)
-            finally:
-                lane.pending -= len(claimed)
+            task = asyncio.create_task(self._confirmed(lane, claimed))
+            inflight.add(task)
+            task.add_done_callback(inflight.discard)
+            await asyncio.sleep(0)  # the task sends its batch before the next is taken
+            while len(inflight) >= PUBLISHES_IN_FLIGHT:
+                await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+        if inflight:
+            await asyncio.wait(inflight)
+
+    async def _confirmed(self, lane: _Lane, claimed: list[ClaimedItem]) -> None:
+        try:
+            await self._publish_until_done(lane, claimed)
+        finally:
+            lane.pending -= len(claimed)
             lane.wake.set()
 
     async def _publish_until_done(self, lane: _Lane, claimed: list[ClaimedItem]) -> None:
