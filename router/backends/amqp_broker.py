@@ -55,11 +55,8 @@ from pamqp.body import ContentBody
 from pamqp.commands import Basic
 from pamqp.header import ContentHeader
 
-from router.backends.memory_broker import (
-    DEFAULT_INBOUND_PREFETCH,
-    DEFAULT_INBOUND_RETRY_DELAY_S,
-    handle_inbound,
-)
+from router.backends.inbound import handle_inbound
+from router.backends.memory_broker import DEFAULT_INBOUND_PREFETCH, DEFAULT_INBOUND_RETRY_DELAY_S
 from router.errors import BackendUnavailable, Conflict, InputError
 from router.ports import InboundHandler, QueueDepth
 

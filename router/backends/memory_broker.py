@@ -19,7 +19,7 @@ process, hence ``durable = False``):
 - Events: topic matching (``*`` one word, ``#`` zero or more words) to the queues of
   ``subscribe_events``; such a queue goes away with its subscription.
 - Inbound: ``consume_inbound`` feeds ``publish_inbound`` messages to the handler with
-  the policy of ``handle_inbound``, which ``AmqpBroker`` shares.
+  the policy of ``router.backends.inbound.handle_inbound``, which ``AmqpBroker`` shares.
 - ``on_settled``: after a consumer acks or rejects agent-queue messages the callback
   gets their ids, batched, from one background task at a time.
 
@@ -40,9 +40,10 @@ from typing import Any, Final, Literal
 
 import structlog
 
-from router.errors import BackendUnavailable, Conflict, InputError, OmnirouteError
+from router.backends.inbound import handle_inbound
+from router.errors import BackendUnavailable, Conflict, InputError
 from router.ids import new_id
-from router.ports import Delivery, InboundHandler, QueueDepth
+from router.ports import InboundHandler, QueueDepth
 
 log = structlog.get_logger(__name__)
 
@@ -56,43 +57,6 @@ _SETTLE_RETRY_DELAY_S: Final = 0.5
 
 
 # --- the inbound policy both brokers apply ----------------------------------------------
-
-
-async def handle_inbound(
-    delivery: Delivery, handler: InboundHandler, *, retry_delay_s: float
-) -> None:
-    """Run ``handler`` on one inbound delivery and settle it; never raises but
-    ``CancelledError`` (then the delivery stays unsettled and the broker redelivers it).
-
-    Returns normally: ack. ``InputError``: reject without requeue (dead-lettered), the
-    message can never succeed. Anything else (a store that is down): requeue after
-    ``retry_delay_s``, so a failing backend is not hammered in a tight loop.
-    """
-    try:
-        await handler(delivery.body)
-    except InputError as exc:
-        log.warning("inbound.rejected", code=exc.code, error=exc.message)
-        await _settle_quietly(delivery.nack(requeue=False))
-    except Exception as exc:  # any other failure of the handler means "retry later"
-        log.warning(
-            "inbound.retrying",
-            error=type(exc).__name__,
-            detail=exc.message if isinstance(exc, OmnirouteError) else None,
-            redelivered=delivery.redelivered,
-            retry_delay_s=retry_delay_s,
-        )
-        await asyncio.sleep(retry_delay_s)
-        await _settle_quietly(delivery.nack(requeue=True))
-    else:
-        await _settle_quietly(delivery.ack())
-
-
-async def _settle_quietly(settle: Awaitable[None]) -> None:
-    """A settle that fails leaves the message with the broker, which redelivers it."""
-    try:
-        await settle
-    except OmnirouteError as exc:
-        log.warning("inbound.settle_failed", error=exc.message)
 
 
 # --- topic matching ---------------------------------------------------------------------
