@@ -9,7 +9,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router.errors import BackendUnavailable
-from router.http.keys import BROKER, METRICS, SETTINGS, STORE
+from router.http.keys import BROKER, METRICS, STORE
+from router.http.queues import queue_states
 from router.http.responses import error_body, json_response
 
 routes = web.RouteTableDef()
@@ -44,10 +45,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def _refresh_depths(app: web.Application) -> None:
-    m = app[METRICS]
-    stats = await app[STORE].backlog_stats()
-    for queue in app[SETTINGS].routing.queues:
-        depth = await app[BROKER].depth(queue)
-        backlog = stats.get(queue)
-        m.queue_depth.labels(queue, "backlog").set(backlog.depth if backlog else 0)
-        m.queue_depth.labels(queue, "ready").set(depth.ready)
+    gauge = app[METRICS].queue_depth
+    for queue in await queue_states(app):
+        gauge.labels(queue["name"], "backlog").set(queue["backlog"])
+        gauge.labels(queue["name"], "ready").set(queue["ready"])

@@ -2,17 +2,18 @@
 ``GET /v1/queues/{name}/subscribe``, the WebSocket agent tools consume over.
 
 Socket protocol (JSON text frames). The daemon sends
-``{"type": "item", "item": <work item>}`` for each delivery, at most ``capacity``
-unacknowledged at once, and ``{"type": "error", "error": {"code", "message"}}`` for a
-frame it cannot use. The tool answers ``{"ack": "<item_id>"}`` or
-``{"nack": "<item_id>", "requeue": true}``. Items not acked when the socket closes go
-back to the queue at once.
+``{"type": "item", "redelivered": bool, "item": <work item>}`` for each delivery, at
+most ``capacity`` unacknowledged at once, and
+``{"type": "error", "error": {"code", "message"}}`` for a frame it cannot use. The tool
+answers ``{"ack": "<item_id>"}`` or ``{"nack": "<item_id>", "requeue": true}``. Items
+not acked when the socket closes go back to the queue at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import msgspec
 import structlog
@@ -42,23 +43,30 @@ class _Answer(msgspec.Struct, forbid_unknown_fields=True):
 
 @routes.get("/v1/queues")
 async def list_queues(request: web.Request) -> web.Response:
-    app = request.app
+    return json_response({"queues": await queue_states(request.app)})
+
+
+async def queue_states(app: web.Application) -> list[dict[str, Any]]:
+    """Per configured queue: waiting in the backlog, ready in the agent queue, consumers,
+    the oldest deadline waiting. ``GET /v1/queues`` and the depth gauges both read this."""
+    broker, names = app[BROKER], app[SETTINGS].routing.queues
     stats = await app[STORE].backlog_stats()
+    depths = await asyncio.gather(*(broker.depth(name) for name in names))
     out = []
-    for name in app[SETTINGS].routing.queues:
-        depth = await app[BROKER].depth(name)
+    for name, depth in zip(names, depths, strict=True):
         backlog = stats.get(name)
+        waiting = backlog.depth if backlog else 0
         out.append(
             {
                 "name": name,
-                "backlog": backlog.depth if backlog else 0,
+                "backlog": waiting,
                 "ready": depth.ready,
-                "depth": (backlog.depth if backlog else 0) + depth.ready,
+                "depth": waiting + depth.ready,
                 "consumers": depth.consumers,
                 "oldest_deadline": backlog.oldest_deadline if backlog else None,
             }
         )
-    return json_response({"queues": out})
+    return out
 
 
 @routes.get("/v1/queues/{name}/subscribe")
