@@ -27,10 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from workload import PHASE_MEASURE, Workload
 
 from router.backends.sqlite_store import SqliteStore
-from router.identity import normalize_all
-from router.ids import new_suffix
-from router.models import IngestRequest, NormalizedMessage
-from router.pipeline import decode_message
+from router.models import IngestRequest
+from router.pipeline import decode_message, normalize, request
 from router.routing import DefaultPolicy
 
 
@@ -40,33 +38,8 @@ def requests(count: int, seed: int) -> list[IngestRequest]:
     built: list[IngestRequest] = []
     for n in range(count):
         message = decode_message(workload.body(b"micro-%d" % n, PHASE_MEASURE, 0.0))
-        received_at = datetime.now(UTC)
-        normalized = NormalizedMessage(
-            channel=message.channel,
-            source=message.source,
-            external_id=message.external_id,
-            sender_name=message.sender.name,
-            identities=normalize_all(message.sender.identities, default_region="ES"),
-            customer_attributes=message.sender.attributes,
-            thread=message.thread,
-            subject=message.subject,
-            text=message.text,
-            sent_at=message.sent_at or received_at,
-            received_at=received_at,
-            attachments=tuple(message.attachments),
-            attributes=message.attributes,
-        )
-        suffix = new_suffix()
-        built.append(
-            IngestRequest(
-                message=normalized,
-                decision=policy.decide(normalized),
-                message_id=f"msg_{suffix}",
-                new_customer_id=f"cus_{suffix}",
-                new_conversation_id=f"con_{suffix}",
-                new_item_id=f"itm_{suffix}",
-            )
-        )
+        normalized = normalize(message, received_at=datetime.now(UTC), default_region="ES")
+        built.append(request(normalized, policy.decide(normalized)))
     return built
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 import msgspec
 import structlog
@@ -16,7 +17,7 @@ from router.errors import InputError, InvalidMessage
 from router.identity import normalize_all
 from router.ids import new_suffix
 from router.metrics import Metrics
-from router.models import InboundMessage, IngestRequest, IngestResult, NormalizedMessage
+from router.models import Decision, InboundMessage, IngestRequest, IngestResult, NormalizedMessage
 from router.ports import Store
 from router.routing import Policy
 
@@ -33,6 +34,47 @@ def decode_message(body: bytes) -> InboundMessage:
         raise InvalidMessage(f"message does not fit the canonical model: {exc}") from None
     except msgspec.DecodeError as exc:
         raise InputError(f"body is not valid JSON: {exc}") from None
+
+
+def normalize(
+    message: InboundMessage, *, received_at: datetime, default_region: str | None
+) -> NormalizedMessage:
+    """Normalize identities and stamp the receipt time; ``InvalidMessage`` when the
+    message could be attached to no one."""
+    identities = normalize_all(message.sender.identities, default_region=default_region)
+    if not identities and message.thread is None:
+        raise InvalidMessage(
+            "message needs at least one sender identity or a thread to attach it to"
+        )
+    return NormalizedMessage(
+        channel=message.channel,
+        source=message.source,
+        external_id=message.external_id,
+        sender_name=message.sender.name,
+        identities=identities,
+        customer_attributes=message.sender.attributes,
+        thread=message.thread,
+        subject=message.subject,
+        text=message.text,
+        sent_at=message.sent_at or received_at,
+        received_at=received_at,
+        attachments=tuple(message.attachments),
+        attributes=message.attributes,
+    )
+
+
+def request(message: NormalizedMessage, decision: Decision) -> IngestRequest:
+    """The store request for a message: one id suffix, from which the ids of everything
+    the message may create derive (it creates at most one of each)."""
+    suffix = new_suffix()
+    return IngestRequest(
+        message=message,
+        decision=decision,
+        message_id=f"msg_{suffix}",
+        new_customer_id=f"cus_{suffix}",
+        new_conversation_id=f"con_{suffix}",
+        new_item_id=f"itm_{suffix}",
+    )
 
 
 class Ingestor:
@@ -59,27 +101,7 @@ class Ingestor:
         )
 
     def normalize(self, message: InboundMessage) -> NormalizedMessage:
-        received_at = self._clock.now()
-        identities = normalize_all(message.sender.identities, default_region=self._region)
-        if not identities and message.thread is None:
-            raise InvalidMessage(
-                "message needs at least one sender identity or a thread to attach it to"
-            )
-        return NormalizedMessage(
-            channel=message.channel,
-            source=message.source,
-            external_id=message.external_id,
-            sender_name=message.sender.name,
-            identities=identities,
-            customer_attributes=message.sender.attributes,
-            thread=message.thread,
-            subject=message.subject,
-            text=message.text,
-            sent_at=message.sent_at or received_at,
-            received_at=received_at,
-            attachments=tuple(message.attachments),
-            attributes=message.attributes,
-        )
+        return normalize(message, received_at=self._clock.now(), default_region=self._region)
 
     async def ingest_json(self, body: bytes) -> IngestResult:
         """Decode one canonical message and ingest it (HTTP and AMQP connectors)."""
@@ -99,20 +121,9 @@ class Ingestor:
         except InvalidMessage:
             self._metrics.messages.labels(message.channel, "rejected").inc()
             raise
-        result = await self._batcher.submit(self._request(normalized))
+        result = await self._batcher.submit(request(normalized, self._policy.decide(normalized)))
         self._after(normalized, result, started)
         return result
-
-    def _request(self, message: NormalizedMessage) -> IngestRequest:
-        suffix = new_suffix()
-        return IngestRequest(
-            message=message,
-            decision=self._policy.decide(message),
-            message_id=f"msg_{suffix}",
-            new_customer_id=f"cus_{suffix}",
-            new_conversation_id=f"con_{suffix}",
-            new_item_id=f"itm_{suffix}",
-        )
 
     def _after(self, message: NormalizedMessage, result: IngestResult, started: float) -> None:
         latency_ms = (time.perf_counter() - started) * 1000
