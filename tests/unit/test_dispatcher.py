@@ -15,10 +15,10 @@ from router.backends.memory_broker import MemoryBroker
 from router.backends.sqlite_store import SqliteStore
 from router.clock import ManualClock
 from router.dispatcher import Dispatcher
-from router.identity import normalize_all
-from router.ids import new_suffix
 from router.metrics import Metrics
-from router.models import Decision, IdentityIn, IngestRequest, NormalizedMessage
+from router.models import Decision, IdentityIn, InboundMessage, IngestRequest, Sender
+from router.pipeline import normalize
+from router.pipeline import request as pipeline_request
 from router.settings import DispatchSettings
 
 START = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -46,30 +46,17 @@ async def parts(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, MemoryBroker
 
 
 def request(i: int, deadline_min: int) -> IngestRequest:
-    suffix = new_suffix()
-    msg = NormalizedMessage(
+    message = InboundMessage(
         channel="chat",
         source="s",
         external_id=f"e{i}",
-        sender_name=None,
-        identities=normalize_all([IdentityIn(kind="chat_visitor", value=f"v{i}", verified=True)]),
-        customer_attributes={},
+        sender=Sender(identities=[IdentityIn(kind="chat_visitor", value=f"v{i}", verified=True)]),
         thread=f"t{i}",
-        subject=None,
         text="hi",
-        sent_at=START,
-        received_at=START,
-        attachments=(),
-        attributes={},
     )
-    return IngestRequest(
-        message=msg,
-        decision=Decision(queue="q", priority=3, deadline=START + timedelta(minutes=deadline_min)),
-        message_id=f"msg_{suffix}",
-        new_customer_id=f"cus_{suffix}",
-        new_conversation_id=f"con_{suffix}",
-        new_item_id=f"itm_{suffix}",
-    )
+    normalized = normalize(message, received_at=START, default_region=None)
+    deadline = START + timedelta(minutes=deadline_min)
+    return pipeline_request(normalized, Decision(queue="q", priority=3, deadline=deadline))
 
 
 async def settle_down(broker: MemoryBroker, store: SqliteStore) -> None:
