@@ -32,6 +32,8 @@ class DispatchThread:
         self._dispatcher: Dispatcher | None = None
         self._started: Future[None] = Future()
         self._stop: asyncio.Event | None = None
+        self._waking: set[str] = set()
+        """Queues with a wake already on its way to the thread: one covers them all."""
         self._thread = threading.Thread(target=self._main, name="omniroute-dispatch", daemon=True)
 
     async def start(self) -> None:
@@ -39,9 +41,17 @@ class DispatchThread:
         await asyncio.wrap_future(self._started)
 
     def wake(self, queue: str) -> None:
-        """Thread-safe: called by the ingest pipeline on the main loop."""
-        if self._loop is not None and self._dispatcher is not None:
-            self._loop.call_soon_threadsafe(self._dispatcher.wake, queue)
+        """Thread-safe: called by the ingest pipeline on the main loop for every message;
+        a wake still on its way covers the messages stored before it arrives."""
+        if self._loop is None or queue in self._waking:
+            return
+        self._waking.add(queue)
+        self._loop.call_soon_threadsafe(self._deliver_wake, queue)
+
+    def _deliver_wake(self, queue: str) -> None:
+        self._waking.discard(queue)
+        if self._dispatcher is not None:
+            self._dispatcher.wake(queue)
 
     async def stop(self, timeout_s: float) -> None:
         if self._loop is not None and self._stop is not None:
