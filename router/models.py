@@ -16,6 +16,10 @@ import msgspec
 Channel = Literal["email", "chat", "social", "sms", "voice", "other"]
 CHANNELS: tuple[str, ...] = ("email", "chat", "social", "sms", "voice", "other")
 ConversationState = Literal["open", "pending", "resolved"]
+ClockKind = Literal["first_response", "next_response", "resolution"]
+ClockStatus = Literal["running", "paused", "met", "stopped"]
+EventType = Literal["accepted", "replied", "resolved", "reopened", "pending", "transferred"]
+TimerKind = Literal["warning", "breach", "overflow", "sticky"]
 
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 Name = Annotated[str, msgspec.Meta(max_length=512)]
@@ -154,6 +158,39 @@ class MergeRecord(msgspec.Struct, kw_only=True):
     """``identity:<key>`` for an automatic merge, ``api`` for a confirmed one."""
 
 
+class SlaClock(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One service-level clock of a conversation (``router.sla`` moves it).
+
+    ``due`` is when it breaches while it runs; while paused the clock keeps the business
+    seconds it had left in ``remaining_s`` and ``due`` is None."""
+
+    kind: ClockKind
+    target_s: int
+    """The target in business seconds of the conversation's calendar."""
+    started_at: datetime
+    status: ClockStatus = "running"
+    due: datetime | None = None
+    warning_at: datetime | None = None
+    """When the warning timer fires (``sla.warning``), while running and not yet warned."""
+    remaining_s: float | None = None
+    paused_at: datetime | None = None
+    paused_s: float = 0.0
+    """Wall-clock seconds spent paused (waiting on the customer) so far."""
+    met_at: datetime | None = None
+    warned_at: datetime | None = None
+    breached_at: datetime | None = None
+
+
+class ConversationSla(msgspec.Struct, kw_only=True):
+    """The clocks of a conversation and what they were computed from."""
+
+    policy: str
+    calendar: str
+    warning_ratio: float
+    """The warning fires when this share of the target has passed (0.75)."""
+    clocks: list[SlaClock] = []
+
+
 class Conversation(msgspec.Struct, kw_only=True):
     conversation_id: str
     customer_id: str
@@ -167,6 +204,18 @@ class Conversation(msgspec.Struct, kw_only=True):
     message_count: int = 0
     created_at: datetime
     updated_at: datetime
+    version: int = 0
+    """Bumped by every ``Store.update_conversation``: the compare-and-set token."""
+    item_id: str | None = None
+    """The backlog item waiting for an agent, if any."""
+    assignee: str | None = None
+    """The agent who accepted or last replied."""
+    resolved_at: datetime | None = None
+    previous_conversation_id: str | None = None
+    """The resolved conversation on the same thread this one follows (reopen window past)."""
+    skills: list[str] = []
+    tags: list[str] = []
+    sla: ConversationSla | None = None
 
 
 # --- routing --------------------------------------------------------------------------
@@ -181,11 +230,91 @@ class Reason(msgspec.Struct, kw_only=True, omit_defaults=True):
     decided: dict[str, Any] = {}
 
 
+class Timer(msgspec.Struct, frozen=True, kw_only=True):
+    """An armed escalation timer. ``key`` is unique: arming the same key again moves it.
+
+    ``ref`` is the clock kind for ``warning`` / ``breach``, the item id for ``overflow``
+    and ``sticky``."""
+
+    conversation_id: str
+    kind: TimerKind
+    ref: str
+    at: datetime
+
+    @property
+    def key(self) -> str:
+        return f"{self.conversation_id}|{self.kind}|{self.ref}"
+
+
 class Decision(msgspec.Struct, kw_only=True):
     queue: str
     priority: int
     deadline: datetime
     reasons: list[Reason] = []
+    score: int | None = None
+    """The backlog urgency score (``router.urgency``); None: from deadline and priority."""
+    skills: list[str] = []
+    tags: list[str] = []
+    sla: ConversationSla | None = None
+    """The clocks a new conversation starts with (ignored for an existing one)."""
+    timers: list[Timer] = []
+    """Timers to arm when the message opens a new conversation (its conversation id is
+    the request's ``new_conversation_id``)."""
+
+
+class RoutingContext(msgspec.Struct, kw_only=True):
+    """What the store knows about a message's sender before it is stored (rules read it)."""
+
+    customer_id: str | None = None
+    attributes: dict[str, Any] = {}
+    """The stored profile attributes (the message's own are not merged in)."""
+    recent: list[datetime] = []
+    """``sent_at`` of the customer's messages since the asked time, newest first."""
+    last_agent: str | None = None
+    last_agent_at: datetime | None = None
+
+
+class ItemChange(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What ``update_conversation`` does to the conversation's backlog item."""
+
+    priority: int | None = None
+    deadline: datetime | None = None
+    score: int | None = None
+    """Re-score the waiting item (with ``priority`` and ``deadline``)."""
+    move_to: str | None = None
+    """Move the waiting item to this queue's backlog (transfer, overflow)."""
+    also_offer: str | None = None
+    """Offer the waiting item in this queue too; the first claim takes it from both."""
+    create_item_id: str | None = None
+    """No item waiting: queue a new one with this id (in ``move_to`` or the conversation's
+    queue) carrying the conversation's newest customer message."""
+    reasons: list[Reason] = []
+    """Added to the item's reasons."""
+
+
+class ConversationUpdate(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A compare-and-set change of one conversation (``Store.update_conversation``).
+
+    Fields left at ``UNSET`` keep their value."""
+
+    expected_version: int
+    state: ConversationState | msgspec.UnsetType = msgspec.UNSET
+    queue: str | msgspec.UnsetType = msgspec.UNSET
+    priority: int | msgspec.UnsetType = msgspec.UNSET
+    deadline: datetime | msgspec.UnsetType = msgspec.UNSET
+    assignee: str | msgspec.UnsetType | None = msgspec.UNSET
+    resolved_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
+    sla: ConversationSla | msgspec.UnsetType | None = msgspec.UNSET
+    item: ItemChange | None = None
+    arm: list[Timer] = []
+    """Timers to arm (or move, same key)."""
+    disarm: list[str] = []
+    """Timer keys to remove."""
+    served_by: str | None = None
+    """Record that this agent served the customer now (sticky routing reads it back as
+    ``RoutingContext.last_agent``)."""
+    at: datetime | None = None
+    """When this change happens (``updated_at``, the served-by time)."""
 
 
 # --- the store's boundary types ------------------------------------------------------
@@ -200,6 +329,9 @@ class IngestRequest(msgspec.Struct, kw_only=True, frozen=True):
     new_customer_id: str
     new_conversation_id: str
     new_item_id: str
+    reopen_window_s: float = 0.0
+    """A message on a thread whose conversation was resolved at most this long ago
+    reopens it; later, it opens a new conversation linked to the old one."""
 
 
 class IngestResult(msgspec.Struct, kw_only=True):
@@ -215,6 +347,9 @@ class IngestResult(msgspec.Struct, kw_only=True):
     new_customer: bool = False
     merged: list[str] = []
     """Customers merged into ``customer_id`` by this message (verified identifiers)."""
+    conversation_created: bool = False
+    reopened: bool = False
+    """The message reopened a resolved conversation (within the reopen window)."""
 
 
 class HistoryPage(msgspec.Struct, kw_only=True):

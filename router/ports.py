@@ -19,11 +19,15 @@ from router.models import (
     BacklogStats,
     ClaimedItem,
     Conversation,
+    ConversationUpdate,
     Customer,
     HistoryPage,
     IngestRequest,
     IngestResult,
     MergeRecord,
+    NormalizedMessage,
+    RoutingContext,
+    Timer,
 )
 
 
@@ -62,15 +66,22 @@ class Store(Protocol):
            customer owns it verified. ``sender_name`` fills an empty name;
            ``customer_attributes`` are merged into the profile (message wins).
         3. Conversation: the customer's *open or pending* conversation with the same
-           thread key (source + thread), else a new one with ``new_conversation_id`` and
-           the decision's queue, priority and deadline. A new message on an existing
-           conversation sets it ``open`` and increments ``message_count``; its queue,
-           priority and deadline change only when the conversation had no item waiting.
+           thread key (source + thread); or its *resolved* one on that thread key when
+           resolved at most ``reopen_window_s`` before ``received_at``, which is
+           reopened (state ``open``, ``resolved_at`` cleared, ``reopened=True``); else a
+           new one with ``new_conversation_id``, the decision's queue, priority,
+           deadline, skills, tags and ``sla``, ``version`` 1, the decision's ``timers``
+           armed, ``previous_conversation_id`` naming the resolved conversation on that
+           thread key if there is one, and ``conversation_created=True``. A new message
+           on an existing conversation sets it ``open`` and increments
+           ``message_count``; its queue, priority and deadline change only when the
+           conversation had no item waiting; its ``version`` does not change.
         4. History: the message joins the customer's history (ordered by ``sent_at``).
         5. Backlog: when the conversation already has an item waiting in the backlog
-           the item now carries this message (same ``item_id``; its deadline and
-           priority become the more urgent of the two). Otherwise a new item with
-           ``new_item_id`` is queued in the decision's queue.
+           the item now carries this message (same ``item_id``; its deadline, priority
+           and score become the more urgent of the two). Otherwise a new item with
+           ``new_item_id`` is queued in the decision's queue with the decision's score
+           (``router.urgency.score(deadline, priority)`` when None).
         """
         ...
 
@@ -111,6 +122,41 @@ class Store(Protocol):
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
 
+    async def contexts(
+        self, messages: Sequence[NormalizedMessage], *, since: datetime, limit: int
+    ) -> list[RoutingContext]:
+        """What the rules need to know about each message's sender, one per message.
+
+        The customer is the live owner of the message's first owned *verified* identity,
+        else the customer of the open or pending conversation on its thread key, else
+        None (an empty context). ``recent`` holds the ``sent_at`` of that customer's
+        stored messages with ``sent_at >= since``, newest first, at most ``limit``.
+        ``last_agent`` is the agent of the customer's newest ``served_by`` record."""
+        ...
+
+    async def update_conversation(
+        self, conversation_id: str, update: ConversationUpdate
+    ) -> Conversation:
+        """Apply ``update`` atomically if the conversation's version is still
+        ``update.expected_version``; returns the conversation after it (version + 1).
+
+        ``Conflict`` when the version moved (re-read and try again), ``NotFound`` for
+        an unknown conversation. In the same step: the item change (see ``ItemChange``;
+        nothing when no item waits, except ``create_item_id``), timers disarmed then
+        armed, and the ``served_by`` record. A conversation set ``resolved`` keeps its
+        thread key, so a customer message within the reopen window finds it."""
+        ...
+
+    async def fire_timers(self, now: datetime, limit: int) -> list[Timer]:
+        """Remove and return up to ``limit`` timers due at or before ``now``, earliest
+        first. Atomic: across any number of processes each armed timer is returned to
+        exactly one caller, once."""
+        ...
+
+    async def next_timer(self) -> datetime | None:
+        """When the earliest armed timer is due; None when none is armed."""
+        ...
+
     async def claim(
         self,
         queue: str,
@@ -125,7 +171,9 @@ class Store(Protocol):
         same item. With ``lease_until`` a released item not settled by then goes back
         to the backlog in ``requeue_expired``; with None it stays released until
         ``settle`` or ``requeue_released``. The conversation's waiting item is cleared,
-        so its next message opens a new item."""
+        so its next message opens a new item. An item also offered in other queues
+        (``ItemChange.also_offer``) leaves their backlogs too; ``BacklogItem.queue`` is
+        the queue it was claimed from."""
         ...
 
     async def settle(self, item_ids: Sequence[str]) -> None:

@@ -69,15 +69,19 @@ from router.models import (
     BacklogStats,
     ClaimedItem,
     Conversation,
+    ConversationUpdate,
     Customer,
     HistoryPage,
     Identity,
     IngestRequest,
     IngestResult,
     MergeRecord,
+    NormalizedMessage,
     Reason,
+    RoutingContext,
     StoredMessage,
     SuggestedLink,
+    Timer,
 )
 from router.urgency import score
 
@@ -345,6 +349,22 @@ class RedisStore:
         with _translated:
             blobs = await self._command("LRANGE", f"{self._base}merges:{customer_id}", 0, -1)
         return [_merge_decoder.decode(blob) for blob in blobs]
+
+    async def contexts(
+        self, messages: Sequence[NormalizedMessage], *, since: datetime, limit: int
+    ) -> list[RoutingContext]:
+        raise NotImplementedError
+
+    async def update_conversation(
+        self, conversation_id: str, update: ConversationUpdate
+    ) -> Conversation:
+        raise NotImplementedError
+
+    async def fire_timers(self, now: datetime, limit: int) -> list[Timer]:
+        raise NotImplementedError
+
+    async def next_timer(self) -> datetime | None:
+        raise NotImplementedError
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         packed = await self._run(self._scripts.conversation, conversation_id)

@@ -31,11 +31,15 @@ from router.models import (
     BacklogStats,
     ClaimedItem,
     Conversation,
+    ConversationUpdate,
     Customer,
     HistoryPage,
     IngestRequest,
     IngestResult,
     MergeRecord,
+    NormalizedMessage,
+    RoutingContext,
+    Timer,
 )
 
 from . import sqlite_read as read
@@ -108,6 +112,22 @@ class SqliteStore:
 
     async def merges(self, customer_id: str) -> list[MergeRecord]:
         return await self._call(lambda db: read.merges(db.db, customer_id))
+
+    async def contexts(
+        self, messages: Sequence[NormalizedMessage], *, since: datetime, limit: int
+    ) -> list[RoutingContext]:
+        raise NotImplementedError
+
+    async def update_conversation(
+        self, conversation_id: str, update: ConversationUpdate
+    ) -> Conversation:
+        raise NotImplementedError
+
+    async def fire_timers(self, now: datetime, limit: int) -> list[Timer]:
+        raise NotImplementedError
+
+    async def next_timer(self) -> datetime | None:
+        raise NotImplementedError
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         return await self._call(lambda db: read.get_conversation(db.db, conversation_id))
