@@ -279,8 +279,11 @@ class ItemChange(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     priority: int | None = None
     deadline: datetime | None = None
-    score: int | None = None
-    """Re-score the waiting item (with ``priority`` and ``deadline``)."""
+    """With ``priority``: the waiting item takes both, and its score becomes
+    ``min(current deadline part, deadline) * 8 + priority`` (``router.urgency``): a
+    change never makes an item less urgent than it was."""
+    withdraw: bool = False
+    """Take the waiting item out of every backlog (the conversation was resolved)."""
     move_to: str | None = None
     """Move the waiting item to this queue's backlog (transfer, overflow)."""
     also_offer: str | None = None
