@@ -94,9 +94,37 @@ class AmqpSettings:
 @dataclass(frozen=True)
 class RoutingSettings:
     queues: tuple[str, ...] = ("default",)
+    """Agent queues; every ``[queues.<name>]`` table adds its queue too."""
     default_queue: str = "default"
     default_priority: int = 3
     first_response_s: int = 3600
+    """The built-in ``default`` SLA policy's first-response target (when not configured)."""
+    default_sla: str = "default"
+    """The SLA policy when neither a rule nor the queue names one."""
+    max_wait_s: tuple[float, ...] = (1800.0, 3600.0, 7200.0, 14400.0, 28800.0)
+    """Aging bound per priority 1..5: no item waits in a backlog longer than this before
+    it is served ahead of anything queued later (starvation-free ordering)."""
+    reopen_window_s: float = 7 * 86400.0
+    """A customer message this soon after resolution reopens the conversation."""
+    sticky_days: float = 0.0
+    """Offer a returning customer's conversation first to the agent who served them in
+    the last N days (``omniroute.agent.<agent_id>``); 0 turns sticky routing off."""
+    sticky_timeout_s: float = 120.0
+    """How long a sticky offer waits for that agent before it falls back to the queue."""
+    warning_priority_delta: int = -1
+    """Added to the priority when an SLA warning fires (1 is the highest priority)."""
+    breach_priority_delta: int = -1
+
+
+@dataclass(frozen=True)
+class PolicyTables:
+    """The routing policy's own tables, validated by ``router.policy`` (not env-settable):
+    ``[calendars.<name>]``, ``[sla.<name>]``, ``[queues.<name>]`` and ``[[rules]]``."""
+
+    calendars: dict[str, Any] = field(default_factory=dict)
+    sla: dict[str, Any] = field(default_factory=dict)
+    queues: dict[str, Any] = field(default_factory=dict)
+    rules: list[Any] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -132,10 +160,17 @@ class Settings:
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     log: LogSettings = field(default_factory=LogSettings)
+    tables: PolicyTables = field(default_factory=PolicyTables)
 
     @property
     def embedded(self) -> bool:
         return not self.redis.url and not self.amqp.url
+
+    @property
+    def queue_names(self) -> tuple[str, ...]:
+        """Every configured agent queue: ``routing.queues`` and the ``[queues.*]`` tables."""
+        extra = tuple(q for q in self.tables.queues if q not in self.routing.queues)
+        return self.routing.queues + extra
 
 
 ENV_ALIASES = {"OMNIROUTE_API_TOKEN": ("api", "token")}
@@ -184,6 +219,14 @@ CHECKS: dict[tuple[str, str], _Check] = {
     ("routing", "queues"): _queue_names,
     ("routing", "default_priority"): lambda v: None if 1 <= v <= 5 else "must be 1-5",
     ("routing", "first_response_s"): _positive,
+    ("routing", "max_wait_s"): lambda v: (
+        None if len(v) == 5 and all(x > 0 for x in v) else "must be 5 positive numbers"
+    ),
+    ("routing", "reopen_window_s"): lambda v: None if v >= 0 else "must be 0 or more",
+    ("routing", "sticky_days"): lambda v: None if v >= 0 else "must be 0 or more",
+    ("routing", "sticky_timeout_s"): _positive,
+    ("routing", "warning_priority_delta"): lambda v: None if -4 <= v <= 0 else "must be -4..0",
+    ("routing", "breach_priority_delta"): lambda v: None if -4 <= v <= 0 else "must be -4..0",
     ("dispatch", "ready_depth"): _positive,
     ("dispatch", "lease_s"): _positive,
     ("dispatch", "poll_ms"): _positive,
@@ -225,17 +268,35 @@ def _build_sections(
     raw: dict[str, Any], env: Mapping[str, str], problems: list[str]
 ) -> dict[str, Any]:
     hints = get_type_hints(Settings)
+    tables = get_type_hints(PolicyTables)
+    known = [name for name in hints if name != "tables"] + list(tables)
     for name in raw:
-        if name not in hints:
-            problems.append(f"[{name}]: unknown section (known: {', '.join(hints)})")
-    sections: dict[str, Any] = {}
+        if name not in known:
+            problems.append(f"[{name}]: unknown section (known: {', '.join(known)})")
+    sections: dict[str, Any] = {"tables": _policy_tables(raw, problems)}
     for name, cls in hints.items():
+        if name == "tables":
+            continue
         table = raw.get(name, {})
         if not isinstance(table, dict):
             problems.append(f"[{name}]: must be a table")
             table = {}
         sections[name] = _build_section(name, cls, table, env, problems)
     return sections
+
+
+def _policy_tables(raw: dict[str, Any], problems: list[str]) -> PolicyTables:
+    values: dict[str, Any] = {}
+    for name, hint in get_type_hints(PolicyTables).items():
+        if name not in raw:
+            continue
+        kind = list if "list" in str(hint) else dict
+        if isinstance(raw[name], kind):
+            values[name] = raw[name]
+        else:
+            what = "an array of tables [[rules]]" if kind is list else "a table"
+            problems.append(f"[{name}]: must be {what}")
+    return PolicyTables(**values)
 
 
 def _build_section(
@@ -310,6 +371,20 @@ def _to_names(given: Any, from_env: bool) -> tuple[str, ...]:
     return tuple(given)
 
 
+def _to_numbers(given: Any, from_env: bool) -> tuple[float, ...]:
+    if from_env and isinstance(given, str):
+        given = [part.strip() for part in given.split(",") if part.strip()]
+        try:
+            return tuple(float(x) for x in given)
+        except ValueError:
+            raise TypeError("must be a list of numbers") from None
+    if not isinstance(given, list) or not all(
+        isinstance(x, int | float) and not isinstance(x, bool) for x in given
+    ):
+        raise TypeError("must be a list of numbers")
+    return tuple(float(x) for x in given)
+
+
 _COERCE: dict[Any, Callable[[Any, bool], Any]] = {
     int: _to_int,
     float: _to_float,
@@ -317,14 +392,17 @@ _COERCE: dict[Any, Callable[[Any, bool], Any]] = {
     Path: lambda g, e: Path(_to_str(g, e)),
     Secret: lambda g, e: Secret(_to_str(g, e)),
     tuple[str, ...]: _to_names,
+    tuple[float, ...]: _to_numbers,
 }
 
 
 def _check_cross(sections: dict[str, Any], problems: list[str]) -> None:
     routing: RoutingSettings = sections["routing"]
-    if routing.default_queue not in routing.queues:
+    queues = set(routing.queues) | set(sections["tables"].queues)
+    if routing.default_queue not in queues:
         problems.append(
-            f"routing.default_queue: {routing.default_queue!r} is not one of routing.queues"
+            f"routing.default_queue: {routing.default_queue!r} is not a configured queue "
+            "(routing.queues or a [queues.<name>] table)"
         )
     redis_url, amqp_url = sections["redis"].url, sections["amqp"].url
     if bool(redis_url) != bool(amqp_url):
@@ -338,8 +416,17 @@ def describe(settings: Settings) -> dict[str, Any]:
     """A printable view with secrets masked (for ``check-config`` and the start log)."""
     out: dict[str, Any] = {}
     for section in dataclasses.fields(settings):
+        if section.name == "tables":
+            continue
         values = dataclasses.asdict(getattr(settings, section.name))
         out[section.name] = {k: _printable(v) for k, v in values.items()}
+    tables = settings.tables
+    out["policy"] = {
+        "queues": list(settings.queue_names),
+        "calendars": sorted(tables.calendars),
+        "sla": sorted(tables.sla),
+        "rules": [rule.get("name") for rule in tables.rules if isinstance(rule, dict)],
+    }
     return out
 
 

@@ -99,3 +99,28 @@ def test_secrets_never_print() -> None:
     assert "hunter3" not in shown
     assert "redis://:***@127.0.0.1:6379/0" in str(describe(settings))
     assert Secret("a") == Secret("a")
+
+
+def test_policy_tables_and_routing_options(tmp_path: Path) -> None:
+    path = tmp_path / "omniroute.toml"
+    path.write_text(
+        "[routing]\nmax_wait_s = [60, 120, 240, 480, 960]\nsticky_days = 7\n"
+        '[queues.billing]\ncalendar = "always"\n'
+        '[calendars.madrid]\ntimezone = "Europe/Madrid"\n'
+        '[[rules]]\nname = "vip"\n'
+    )
+    settings = load(path, env={})
+    assert settings.routing.max_wait_s == (60.0, 120.0, 240.0, 480.0, 960.0)
+    assert settings.queue_names == ("default", "billing")
+    assert settings.tables.rules == [{"name": "vip"}]
+    assert "madrid" in settings.tables.calendars
+
+
+def test_policy_tables_have_the_right_shape(tmp_path: Path) -> None:
+    path = tmp_path / "omniroute.toml"
+    path.write_text('rules = "none"\n[routing]\nmax_wait_s = [1, 2]\n')
+    with pytest.raises(ConfigError) as caught:
+        load(path, env={})
+    text = str(caught.value)
+    assert "[rules]: must be an array of tables" in text
+    assert "routing.max_wait_s" in text
