@@ -7,6 +7,8 @@ Topology (``<prefix>`` is ``omniroute`` unless configured), declared by ``open()
 - ``<prefix>.queue.<name>``: one queue per agent queue, published to through the
   default exchange (routing key = queue name), with
   ``x-dead-letter-exchange=<prefix>.dead`` so ``nack(requeue=False)`` dead-letters.
+- ``<prefix>.agent.<agent_id>``: an agent's personal queue (the store's queue
+  ``agent.<agent_id>``), declared like the others when sticky routing first uses it.
 - ``<prefix>.events`` (topic): SLA warnings and breaches, assignments, merges.
   ``subscribe_events`` binds an exclusive, auto-delete queue to it.
 - ``<prefix>.inbound`` (fanout) bound to the queue ``<prefix>.inbound``: canonical
@@ -236,6 +238,9 @@ class AmqpBroker:
         self._settled_callback: SettledCallback | None = None
 
     def queue_name(self, queue: str) -> str:
+        """``agent.<id>`` is an agent's personal queue, ``<prefix>.agent.<id>``."""
+        if queue.startswith("agent."):
+            return f"{self.prefix}.{queue}"
         return f"{self.prefix}.queue.{queue}"
 
     # --- lifecycle ----------------------------------------------------------------------

@@ -102,6 +102,15 @@ async def test_agent_queue_is_durable_with_the_documented_name(
     assert ("omniroute.dead", "true") in rows
 
 
+async def test_an_agents_personal_queue_is_named_omniroute_agent_id(
+    amqp: AmqpBroker, raw: AbstractRobustConnection, queue_name: str
+) -> None:
+    [(mid, body)] = batch(1)
+    await amqp.publish(f"agent.{queue_name}", [(mid, body)])
+    message = await _get(raw, f"omniroute.agent.{queue_name}")
+    assert (message.message_id, message.body) == (mid, body)
+
+
 async def test_messages_are_persistent_json_with_their_id(
     amqp: AmqpBroker, raw: AbstractRobustConnection, queue_name: str
 ) -> None:
