@@ -149,7 +149,7 @@ def _dispatcher(app: web.Application, store: Store, broker: Broker) -> Dispatche
         clock=app[CLOCK],
         metrics=app[METRICS],
         settings=settings.dispatch,
-        queues=settings.routing.queues,
+        queues=settings.queue_names,
     )
 
 

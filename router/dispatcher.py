@@ -15,12 +15,18 @@ last one:
 - the publisher builds the work items, publishes each batch in order with confirms,
   then reads the queue's ready count and settles the batch in the store, together.
 
-The window starts at ``ready_depth``. While the reading after a publish finds fewer than
-``ready_depth`` items waiting with consumers on the queue (they take items as fast as
-they come), the window doubles, up to ``batch_max``, so throughput is not capped by
-round trips; each reading that finds ``ready_depth`` or more waiting halves it, back
-down to ``ready_depth``, and no consumer at all resets it. Under overload at most one
-window's worth of items was released ahead of the shrink.
+The window is how many items may be ready or in flight at once. It follows the rate
+at which consumers drain the queue: ``release_horizon_ms`` worth of that rate (at
+least ``ready_depth``, at most ``batch_max``), so whatever sits in the agent queue is
+taken within about the horizon, and a change of urgency in the backlog (an escalation,
+a new message, a transfer) reaches consumers within it too. The rate is measured from
+the ready count after each publish; while consumers keep up the window may double
+towards that cap, and each reading that finds ``ready_depth`` or more items waiting
+halves it. No consumer at all resets it to ``ready_depth``.
+
+Lanes are made on demand: a wake for a queue without one (an agent's personal queue,
+an overflow target) starts it, and the lease sweeper starts one for any queue the
+store reports items waiting in (queued by another router process).
 
 Claims are atomic in the store, so any number of router processes dispatch from the same
 backlog. A router that dies between claim and confirm leaves its items leased; the
@@ -31,6 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import time
 from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
@@ -53,6 +61,10 @@ PUBLISHES_IN_FLIGHT = 4
 """Batches sent and waiting for their confirms at once, per queue."""
 FULL_RECHECK_S = 0.01
 """How soon a lane whose agent queue was full looks at it again."""
+RATE_SAMPLE_S = 0.05
+"""Shortest interval a drain-rate sample is taken over."""
+RATE_WEIGHT = 0.3
+"""Weight of the newest sample in the drain rate's moving average."""
 
 
 class _Lane:
@@ -68,6 +80,23 @@ class _Lane:
         self.pending = 0
         """Items claimed since that reading (handed off, in flight or just published)."""
         self.handoff: asyncio.Queue[list[ClaimedItem] | None] = asyncio.Queue(HANDOFF_BATCHES)
+        self.released = 0
+        """Items this lane published, in total."""
+        self.rate = 0.0
+        """Items per second consumers take off the agent queue (moving average)."""
+        self._drained = 0
+        self._sampled_at = time.monotonic()
+
+    def observe(self, ready: int) -> None:
+        """Update the drain rate from a reading of the queue's ready count."""
+        now = time.monotonic()
+        elapsed = now - self._sampled_at
+        if elapsed < RATE_SAMPLE_S:
+            return
+        drained = self.released - ready
+        sample = max(drained - self._drained, 0) / elapsed
+        self.rate += RATE_WEIGHT * (sample - self.rate)
+        self._drained, self._sampled_at = drained, now
 
 
 class Dispatcher:
@@ -86,26 +115,55 @@ class Dispatcher:
         self._clock = clock
         self._metrics = metrics
         self._settings = settings
-        self._lanes = {queue: _Lane(queue, settings.ready_depth) for queue in queues}
+        self._queues = queues
+        self._lanes: dict[str, _Lane] = {}
         self._stopping = asyncio.Event()
+        self._started = False
         self._tasks: list[asyncio.Task[None]] = []
 
     def wake(self, queue: str) -> None:
         lane = self._lanes.get(queue)
         if lane is not None:
             lane.wake.set()
+        elif self._started and not self._stopping.is_set():
+            self._spawn(self._open_lane(queue), f"dispatch:{queue}:open")
 
     async def start(self) -> None:
-        for queue in self._lanes:
+        for queue in self._queues:
             await self._broker.declare_queue(queue)
         if not self._broker.durable:
             requeued = await self._store.requeue_released()
             if requeued:
                 log.info("dispatch.requeued_after_restart", items=requeued)
-        for lane in self._lanes.values():
-            self._spawn(self._claimer(lane), f"dispatch:{lane.queue}:claim")
-            self._spawn(self._publisher(lane), f"dispatch:{lane.queue}:publish")
+        for queue in self._queues:
+            self._add_lane(queue)
+        self._started = True
+        await self._open_waiting_lanes()
         self._spawn(self._sweep(), "dispatch:leases")
+
+    def _add_lane(self, queue: str) -> _Lane:
+        lane = self._lanes[queue] = _Lane(queue, self._settings.ready_depth)
+        self._spawn(self._claimer(lane), f"dispatch:{queue}:claim")
+        self._spawn(self._publisher(lane), f"dispatch:{queue}:publish")
+        return lane
+
+    async def _open_lane(self, queue: str) -> None:
+        """A lane for a queue first seen now (a personal or overflow queue)."""
+        try:
+            await self._broker.declare_queue(queue)
+        except BackendUnavailable as exc:
+            log.warning("dispatch.declare_failed", queue=queue, error=exc.message)
+            return  # the sweeper tries again while items wait there
+        if queue not in self._lanes and not self._stopping.is_set():
+            log.info("dispatch.lane_opened", queue=queue)
+            self._add_lane(queue)
+        self._lanes[queue].wake.set()
+
+    async def _open_waiting_lanes(self) -> None:
+        with contextlib.suppress(BackendUnavailable):
+            for queue in await self._store.backlog_stats():
+                if queue not in self._lanes:
+                    await self._open_lane(queue)
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(work, name=name))
@@ -120,7 +178,7 @@ class Dispatcher:
             lane.wake.set()
         if not self._tasks:
             return
-        _, late = await asyncio.wait(self._tasks, timeout=timeout_s)
+        _, late = await asyncio.wait(list(self._tasks), timeout=timeout_s)
         for task in late:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
@@ -184,6 +242,7 @@ class Dispatcher:
             return  # the publisher reads the depth after each batch
         with contextlib.suppress(BackendUnavailable):
             lane.ready = (await self._broker.depth(lane.queue)).ready
+            lane.observe(lane.ready)
 
     # --- publishing ---------------------------------------------------------------
 
@@ -237,7 +296,9 @@ class Dispatcher:
         bodies = [(c.item.item_id, encode(build(c, released_at=now))) for c in claimed]
         await self._broker.publish(lane.queue, bodies)
         depth, _ = await asyncio.gather(self._broker.depth(lane.queue), self._settle(bodies))
+        lane.released += len(bodies)
         lane.ready = depth.ready  # includes this batch; later claims are still pending
+        lane.observe(depth.ready)
         self._adapt(lane, depth)
         self._metrics.released.labels(lane.queue).inc(len(bodies))
         for c in claimed:
@@ -247,12 +308,14 @@ class Dispatcher:
 
     def _adapt(self, lane: _Lane, depth: QueueDepth) -> None:
         floor = self._settings.ready_depth
+        horizon_s = self._settings.release_horizon_ms / 1000
+        cap = min(max(math.ceil(lane.rate * horizon_s), floor), self._settings.batch_max)
         if not depth.consumers:
             lane.window = floor
         elif depth.ready >= floor:
-            lane.window = max(lane.window // 2, floor)
+            lane.window = max(min(lane.window // 2, cap), floor)
         else:
-            lane.window = min(lane.window * 2, self._settings.batch_max)
+            lane.window = min(lane.window * 2, cap)
 
     async def _settle(self, bodies: list[tuple[str, bytes]]) -> None:
         if self._broker.durable:  # the broker holds them now; else a consumer's ack settles
@@ -278,3 +341,4 @@ class Dispatcher:
                 log.warning("dispatch.leases_expired", items=requeued)
                 for lane in self._lanes.values():
                     lane.wake.set()
+            await self._open_waiting_lanes()

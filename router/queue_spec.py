@@ -6,9 +6,30 @@ reads them); pure data, no I/O.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 import msgspec
+
+AGENT_QUEUE_PREFIX = "agent."
+_AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,127}$")
+
+
+def agent_queue(agent_id: str) -> str:
+    """An agent's personal queue: offered first to that agent (sticky routing), named
+    ``omniroute.agent.<agent_id>`` on RabbitMQ."""
+    return AGENT_QUEUE_PREFIX + agent_id
+
+
+def is_agent_queue(queue: str) -> bool:
+    return queue.startswith(AGENT_QUEUE_PREFIX) and valid_agent_id(
+        queue.removeprefix(AGENT_QUEUE_PREFIX)
+    )
+
+
+def valid_agent_id(agent_id: str) -> bool:
+    return bool(_AGENT_ID.match(agent_id))
+
 
 OverflowAt = Literal["warning", "breach"]
 OverflowMode = Literal["move", "also"]

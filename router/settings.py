@@ -129,8 +129,12 @@ class PolicyTables:
 
 @dataclass(frozen=True)
 class DispatchSettings:
-    ready_depth: int = 10
-    """How many items each agent queue holds ready; the rest waits in urgency order."""
+    ready_depth: int = 1
+    """The least number of items each agent queue may hold ready (or in flight); the
+    rest waits in the backlog in urgency order."""
+    release_horizon_ms: int = 500
+    """Release no more than consumers take in this long: what waits in an agent queue
+    is taken within about this, so a change of urgency reaches consumers as fast."""
     lease_s: float = 30.0
     poll_ms: int = 100
     history_limit: int = 10
@@ -228,6 +232,7 @@ CHECKS: dict[tuple[str, str], _Check] = {
     ("routing", "warning_priority_delta"): lambda v: None if -4 <= v <= 0 else "must be -4..0",
     ("routing", "breach_priority_delta"): lambda v: None if -4 <= v <= 0 else "must be -4..0",
     ("dispatch", "ready_depth"): _positive,
+    ("dispatch", "release_horizon_ms"): _positive,
     ("dispatch", "lease_s"): _positive,
     ("dispatch", "poll_ms"): _positive,
     ("dispatch", "history_limit"): lambda v: None if v >= 0 else "must be 0 or more",

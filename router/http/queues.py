@@ -23,6 +23,7 @@ from router.errors import InputError, NotFound
 from router.http.keys import BROKER, SETTINGS, SOCKETS, STORE
 from router.http.responses import error_body, json_response
 from router.ports import Delivery, Subscription
+from router.queue_spec import is_agent_queue
 
 log = structlog.get_logger("router.http.queues")
 routes = web.RouteTableDef()
@@ -49,8 +50,10 @@ async def list_queues(request: web.Request) -> web.Response:
 async def queue_states(app: web.Application) -> list[dict[str, Any]]:
     """Per configured queue: waiting in the backlog, ready in the agent queue, consumers,
     the oldest deadline waiting. ``GET /v1/queues`` and the depth gauges both read this."""
-    broker, names = app[BROKER], app[SETTINGS].routing.queues
+    broker = app[BROKER]
     stats = await app[STORE].backlog_stats()
+    configured = app[SETTINGS].queue_names
+    names = configured + tuple(sorted(q for q in stats if q not in configured))
     depths = await asyncio.gather(*(broker.depth(name) for name in names))
     out = []
     for name, depth in zip(names, depths, strict=True):
@@ -72,7 +75,7 @@ async def queue_states(app: web.Application) -> list[dict[str, Any]]:
 @routes.get("/v1/queues/{name}/subscribe")
 async def subscribe(request: web.Request) -> web.WebSocketResponse:
     name = request.match_info["name"]
-    if name not in request.app[SETTINGS].routing.queues:
+    if name not in request.app[SETTINGS].queue_names and not is_agent_queue(name):
         raise NotFound(f"no queue {name!r}")
     capacity = _capacity(request)
     subscription = await request.app[BROKER].subscribe(name, prefetch=capacity)
