@@ -22,6 +22,8 @@ and must not contain NUL::
     {P}:ident               hash  verified identity key "kind:value" -> live owner id
     {P}:thread              hash  "<source>\\0<thread>" -> newest conversation on that thread
                                   (finds the customer of a message without verified ids)
+    {P}:served              hash  customer id -> "<at µs>\\0<agent>", its newest served_by
+                                  (a merge keeps the newer of the two)
     {P}:cust:<cid>          hash  name, created (µs), merged_into
     {P}:ids:<cid>           set   verified identity keys the customer owns
     {P}:sugg:<cid>          hash  identity key -> SuggestedLink JSON (other_customer_id is
@@ -30,20 +32,28 @@ and must not contain NUL::
     {P}:hist:<cid>          zset  all scores 0; member "<18-digit sent µs + 62135596800e6>:
                                   <message_id>", so lexicographic order is (sent_at, id) and
                                   a member is an exact ``before`` cursor (ZRANGE ... BYLEX REV)
-    {P}:open:<cid>          hash  thread key "<source>\\0<thread>" -> open or pending conversation
+    {P}:open:<cid>          hash  thread key "<source>\\0<thread>" -> the customer's newest
+                                  conversation on it (a resolved one stays: reopen window)
     {P}:convs:<cid>         set   conversation ids
     {P}:from:<cid>          list  customers merged into this one (merged_from)
     {P}:merges:<cid>        list  MergeRecord JSON naming the customer, oldest first
     {P}:msg:<mid>           str   StoredMessage JSON, immutable (customer_id as first stored;
                                   readers put the live owner in)
     {P}:conv:<conv>         hash  customer, channel, source, thread, state, queue, priority,
-                                  deadline, count, created, updated, item (the waiting item)
+                                  deadline, count, created, updated, item (the waiting item),
+                                  version, assignee, resolved (µs), previous, skills and tags
+                                  (JSON lists), sla (ConversationSla JSON), last (the history
+                                  member of its newest message, for ItemChange.create_item_id)
     {P}:backlog:<queue>     zset  item id -> router.urgency.score(deadline, priority)
     {P}:queues              set   queues with items waiting or released (backlog_stats
                                   drops a queue once both are empty)
     {P}:item:<item>         hash  conv, queue, priority, deadline, score, message, reasons
-                                  (one Reason JSON per line), created
+                                  (one Reason JSON per line), created, also (the other queues
+                                  it is offered in, one per line: in each one's backlog too;
+                                  a claim takes it out of all of them)
     {P}:released:<queue>    zset  claimed, unsettled item id -> lease expiry µs (+inf: none)
+    {P}:timers              zset  Timer.key -> due µs (fire and next_timer: O(log N + taken))
+    {P}:timer               hash  Timer.key -> Timer JSON
 """
 
 from __future__ import annotations
@@ -62,6 +72,7 @@ from redis import exceptions as rexc
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from router.clock import to_ms
 from router.errors import BackendUnavailable, Conflict, InputError, NotFound
 from router.models import (
     Attachment,
@@ -69,12 +80,15 @@ from router.models import (
     BacklogStats,
     ClaimedItem,
     Conversation,
+    ConversationSla,
     ConversationUpdate,
     Customer,
+    Decision,
     HistoryPage,
     Identity,
     IngestRequest,
     IngestResult,
+    ItemChange,
     MergeRecord,
     NormalizedMessage,
     Reason,
@@ -113,6 +127,9 @@ _link_decoder = msgspec.json.Decoder(SuggestedLink)
 _reasons_decoder = msgspec.json.Decoder(list[Reason])
 _merge_decoder = msgspec.json.Decoder(MergeRecord)
 _any_decoder = msgspec.json.Decoder()
+_strings_decoder = msgspec.json.Decoder(list[str])
+_sla_decoder = msgspec.json.Decoder(ConversationSla)
+_timer_decoder = msgspec.json.Decoder(Timer)
 _unpack = msgspec.msgpack.Decoder()
 
 
@@ -171,6 +188,9 @@ class _Scripts:
         self.resolve = _Script("resolve")
         self.history = _Script("history")
         self.stats = _Script("stats")
+        self.update = _Script("update")
+        self.fire = _Script("fire")
+        self.contexts = _Script("contexts")
 
     def all(self) -> list[_Script]:
         return list(vars(self).values())
@@ -353,18 +373,39 @@ class RedisStore:
     async def contexts(
         self, messages: Sequence[NormalizedMessage], *, since: datetime, limit: int
     ) -> list[RoutingContext]:
-        raise NotImplementedError
+        if not messages:
+            return []
+        since_member = f"[{_to_us(since) + _HIST_OFFSET_US:018d}"
+        args = [_context_arg(message) for message in messages]
+        packed = await self._run(self._scripts.contexts, since_member, max(limit, 0), *args)
+        return [_context(view) for view in _unpack.decode(packed)]
 
     async def update_conversation(
         self, conversation_id: str, update: ConversationUpdate
     ) -> Conversation:
-        raise NotImplementedError
+        reply = await self._run(self._scripts.update, conversation_id, _update_arg(update))
+        if reply == b"not_found":
+            raise NotFound(f"unknown conversation {conversation_id}")
+        if reply == b"conflict":
+            raise Conflict(
+                f"conversation {conversation_id} changed since version {update.expected_version}"
+            )
+        return _conversation(_unpack.decode(reply))
 
     async def fire_timers(self, now: datetime, limit: int) -> list[Timer]:
-        raise NotImplementedError
+        fired: list[Timer] = []
+        while len(fired) < limit:
+            batch = min(limit - len(fired), _MAX_READ)  # Lua's unpack() bounds one run
+            blobs = _unpack.decode(await self._run(self._scripts.fire, _to_us(now), batch))
+            fired += [_timer_decoder.decode(blob) for blob in blobs if blob]
+            if len(blobs) < batch:
+                break
+        return fired
 
     async def next_timer(self) -> datetime | None:
-        raise NotImplementedError
+        with _translated:
+            first = await self._redis.zrange(f"{self._base}timers", 0, 0, withscores=True)
+        return _from_us(int(first[0][1])) if first else None
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         packed = await self._run(self._scripts.conversation, conversation_id)
@@ -445,14 +486,94 @@ def _ingest_arg(request: IngestRequest) -> bytes:
             decision.queue,
             str(decision.priority),
             str(_to_us(decision.deadline)),
-            str(score(decision.deadline, decision.priority)),
+            str(_decision_score(decision)),
             _reason_lines(decision.reasons),
             _json.encode(_body(request)).decode(),
             verified,
             suggested,
             _attributes(m.customer_attributes),
+            str(round(request.reopen_window_s * 1_000_000)),
+            _json.encode(decision.skills).decode(),
+            _json.encode(decision.tags).decode(),
+            _json.encode(decision.sla).decode() if decision.sla is not None else "",
+            _timers(decision.timers),
         ]
     )
+
+
+def _decision_score(decision: Decision) -> int:
+    if decision.score is not None:
+        return decision.score
+    return score(decision.deadline, decision.priority)
+
+
+def _timers(timers: Sequence[Timer]) -> list[str]:
+    """``[key, due µs, Timer JSON, ...]`` for the scripts' ``arm_timers``."""
+    flat: list[str] = []
+    for timer in timers:
+        flat += [timer.key, str(_to_us(timer.at)), _json.encode(timer).decode()]
+    return flat
+
+
+def _context_arg(message: NormalizedMessage) -> bytes:
+    keys = [identity.key for identity in message.verified]
+    return _msgpack.encode([keys, message.thread_key, message.thread or ""])
+
+
+def _update_arg(update: ConversationUpdate) -> bytes:
+    sets, dels = _conversation_changes(update)
+    deadline_ms = "" if isinstance(update.deadline, msgspec.UnsetType) else to_ms(update.deadline)
+    return _msgpack.encode(
+        [
+            str(update.expected_version),
+            sets,
+            dels,
+            _item_change(update.item) if update.item is not None else "",
+            update.disarm,
+            _timers(update.arm),
+            update.served_by or "",
+            "" if update.at is None else str(_to_us(update.at)),
+            str(deadline_ms),
+        ]
+    )
+
+
+def _conversation_changes(update: ConversationUpdate) -> tuple[list[str], list[str]]:
+    """The conversation hash fields to set (``[field, value, ...]``) and to delete."""
+    values: dict[str, str | None] = {}
+    if not isinstance(update.state, msgspec.UnsetType):
+        values["state"] = update.state
+    if not isinstance(update.queue, msgspec.UnsetType):
+        values["queue"] = update.queue
+    if not isinstance(update.priority, msgspec.UnsetType):
+        values["priority"] = str(update.priority)
+    if not isinstance(update.deadline, msgspec.UnsetType):
+        values["deadline"] = str(_to_us(update.deadline))
+    if not isinstance(update.assignee, msgspec.UnsetType):
+        values["assignee"] = update.assignee
+    if not isinstance(update.resolved_at, msgspec.UnsetType):
+        resolved = update.resolved_at
+        values["resolved"] = None if resolved is None else str(_to_us(resolved))
+    if not isinstance(update.sla, msgspec.UnsetType):
+        values["sla"] = None if update.sla is None else _json.encode(update.sla).decode()
+    if update.at is not None:
+        values["updated"] = str(_to_us(update.at))
+    sets = [part for field, value in values.items() if value is not None for part in (field, value)]
+    return sets, [field for field, value in values.items() if value is None]
+
+
+def _item_change(change: ItemChange) -> list[str | int]:
+    deadline = change.deadline
+    return [
+        1 if change.withdraw else 0,
+        "" if change.priority is None else str(change.priority),
+        "" if deadline is None else str(_to_us(deadline)),
+        "" if deadline is None else str(to_ms(deadline)),
+        change.move_to or "",
+        change.also_offer or "",
+        change.create_item_id or "",
+        _reason_lines(change.reasons),
+    ]
 
 
 def _reason_lines(reasons: list[Reason]) -> str:
@@ -504,7 +625,8 @@ def _attributes(attributes: dict[str, Any]) -> list[str]:
 
 
 def _ingest_result(reply: list[Any]) -> IngestResult:
-    duplicate, mid, cust, conv, queue, priority, deadline, item, new, merged = reply
+    duplicate, mid, cust, conv, queue, priority, deadline, item, new, merged = reply[:10]
+    created, reopened = reply[10:]
     return IngestResult(
         message_id=mid,
         customer_id=cust,
@@ -516,6 +638,8 @@ def _ingest_result(reply: list[Any]) -> IngestResult:
         item_id=item or None,
         new_customer=bool(new),
         merged=merged,
+        conversation_created=bool(created),
+        reopened=bool(reopened),
     )
 
 
@@ -561,8 +685,11 @@ def _suggested(cid: str, pairs: list[str], owners: list[str | bool]) -> list[Sug
 
 
 def _conversation(view: list[Any]) -> Conversation:
+    """A ``conversation_view``: fields never written (stored before they existed) are
+    msgpack false."""
     conv, cust, channel, source, thread, state, queue, priority, deadline = view[:9]
-    count, created, updated = view[9:12]
+    count, created, updated, item, version, assignee, resolved, previous = view[9:17]
+    skills, tags, sla = view[17:20]
     return Conversation(
         conversation_id=conv,
         customer_id=cust,
@@ -576,6 +703,31 @@ def _conversation(view: list[Any]) -> Conversation:
         message_count=int(count),
         created_at=_from_us(created),
         updated_at=_from_us(updated),
+        version=int(version or 0),
+        item_id=item or None,
+        assignee=assignee or None,
+        resolved_at=_from_us(resolved) if resolved else None,
+        previous_conversation_id=previous or None,
+        skills=_strings_decoder.decode(skills) if skills else [],
+        tags=_strings_decoder.decode(tags) if tags else [],
+        sla=_sla_decoder.decode(sla) if sla else None,
+    )
+
+
+def _context(view: list[Any] | bool) -> RoutingContext:
+    if not isinstance(view, list):
+        return RoutingContext()
+    cid, attrs, recent, served = view
+    agent, agent_at = None, None
+    if served:
+        at_us, _, agent = served.partition("\x00")
+        agent_at = _from_us(at_us)
+    return RoutingContext(
+        customer_id=cid,
+        attributes={attrs[i]: _any_decoder.decode(attrs[i + 1]) for i in range(0, len(attrs), 2)},
+        recent=[_from_us(int(key) - _HIST_OFFSET_US) for key in recent],
+        last_agent=agent,
+        last_agent_at=agent_at,
     )
 
 

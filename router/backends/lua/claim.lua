@@ -16,11 +16,26 @@ local function recent_history(cust, mid)
   return members, false
 end
 
+-- The item leaves every other backlog it was offered in and belongs to this queue.
+local function take_from_offers(id)
+  local f = call('HMGET', k('item', id), 'queue', 'also')
+  if not f[2] and f[1] == queue then return end
+  for _, q in ipairs(backlogs_of(f[1], f[2])) do
+    if q ~= queue then call('ZREM', k('backlog', q), id) end
+  end
+  call('HSET', k('item', id), 'queue', queue)
+  call('HDEL', k('item', id), 'also')
+end
+
 local function claim_one(id)
+  take_from_offers(id)
   local item = call('HMGET', k('item', id), unpack(ITEM_FIELDS))
   call('ZADD', k('released', queue), lease, id)
   local conv = conversation_view(item[1])
-  if conv[13] == id then call('HDEL', k('conv', item[1]), 'item') end
+  if conv[13] == id then
+    call('HDEL', k('conv', item[1]), 'item')
+    conv[13] = false
+  end
   local cust = conv[2]
   local members, included = recent_history(cust, item[5])
   local message = false

@@ -5,6 +5,8 @@ local B = KEYS[1]
 local call = redis.call
 local IDENT = B .. 'ident'
 local QUEUES = B .. 'queues'
+local TIMERS, TIMER = B .. 'timers', B .. 'timer'
+local SERVED = B .. 'served'
 
 local function k(kind, id)
   return B .. kind .. ':' .. id
@@ -67,6 +69,12 @@ local function move_suggestions(w, l)
   call('DEL', k('sugg', l))
 end
 
+-- An open or pending conversation (a resolved one keeps its thread-key entry).
+local function is_live(conv)
+  local state = call('HGET', k('conv', conv), 'state')
+  return state == 'open' or state == 'pending'
+end
+
 local function move_conversations(w, l)
   local convs = call('SMEMBERS', k('convs', l))
   for _, conv in ipairs(convs) do
@@ -75,9 +83,30 @@ local function move_conversations(w, l)
   end
   local open = call('HGETALL', k('open', l))
   for i = 1, #open, 2 do
-    call('HSETNX', k('open', w), open[i], open[i + 1])
+    local mine = call('HGET', k('open', w), open[i])
+    if not mine or (not is_live(mine) and is_live(open[i + 1])) then
+      call('HSET', k('open', w), open[i], open[i + 1])
+    end
   end
   call('DEL', k('convs', l), k('open', l))
+end
+
+-- served_by records are "<at µs>\0<agent>"; a customer keeps the newest one.
+local function split_served(record)
+  local sep = string.find(record, '\0', 1, true)
+  return tonumber(string.sub(record, 1, sep - 1)), string.sub(record, sep + 1)
+end
+
+local function record_served(cid, record)
+  local old = call('HGET', SERVED, cid)
+  if not old or split_served(old) <= split_served(record) then
+    call('HSET', SERVED, cid, record)
+  end
+end
+
+local function merge_served(w, l)
+  local theirs = call('HGET', SERVED, l)
+  if theirs then record_served(w, theirs) end
 end
 
 -- Profile fields: the winner's attributes and name win; the loser keeps its copy.
@@ -98,6 +127,7 @@ local function merge_into(w, l, record)
   call('DEL', k('hist', l))
   move_conversations(w, l)
   merge_profile(w, l)
+  merge_served(w, l)
   call('HSET', k('cust', l), 'merged_into', w)
   call('RPUSH', k('from', w), l)
   call('RPUSH', k('merges', w), record)
@@ -139,9 +169,12 @@ local function message_blobs(members)
   return call('MGET', unpack(keys))
 end
 
+-- The view is the id then these fields: the item is view[13]; a field never written
+-- (a conversation stored before the field existed) is false.
 local CONV_FIELDS = {
   'customer', 'channel', 'source', 'thread', 'state', 'queue', 'priority', 'deadline',
-  'count', 'created', 'updated', 'item',
+  'count', 'created', 'updated', 'item', 'version', 'assignee', 'resolved', 'previous',
+  'skills', 'tags', 'sla',
 }
 
 local function conversation_view(conv)
@@ -149,4 +182,33 @@ local function conversation_view(conv)
   if not f[1] then return false end
   table.insert(f, 1, conv)
   return f
+end
+
+-- Timers: TIMERS scores each timer key by its due time in µs, TIMER holds its JSON.
+-- flat is {key, due µs, Timer JSON, ...}; arming a key again moves it.
+local function arm_timers(flat)
+  for i = 1, #flat, 3 do
+    call('ZADD', TIMERS, flat[i + 1], flat[i])
+    call('HSET', TIMER, flat[i], flat[i + 2])
+  end
+end
+
+local function disarm_timers(keys)
+  if #keys == 0 then return end
+  call_sliced('ZREM', TIMERS, keys)
+  call_sliced('HDEL', TIMER, keys)
+end
+
+-- Every backlog a waiting item is in: its queue, then those it is also offered in
+-- (ItemChange.also_offer; the item's 'also' field, one queue per line).
+local function backlogs_of(queue, also)
+  local out = {queue}
+  if not also then return out end
+  for q in string.gmatch(also, '[^\n]+') do out[#out + 1] = q end
+  return out
+end
+
+-- Scores keep the exact integer text Python wrote (router.urgency: deadline ms * 8 + p).
+local function score_text(value)
+  return string.format('%.0f', value)
 end

@@ -2,13 +2,14 @@
 -- is atomic, so each message is). Each ARGV is one message: a msgpack array built by
 -- RedisStore._ingest_arg (field order in load below). Returns msgpack, per message,
 -- {duplicate, message_id, customer_id, conversation_id, queue, priority, deadline_us,
--- item_id, new_customer, {merged customer ids}}.
+-- item_id, new_customer, {merged customer ids}, conversation_created, reopened}.
 local DEDUPE, THREAD = B .. 'dedupe', B .. 'thread'
 local dedupe_field, mid, new_cust, new_conv, new_item
 local tkey, thread, sender, received, at_json
 local hist_member, channel, source
 local queue, prio, deadline, score
 local reasons, body, verified, unverified, attrs
+local window, skills, tags, sla, timers
 
 local function load(a)
   dedupe_field, mid, new_cust, new_conv, new_item = a[1], a[2], a[3], a[4], a[5]
@@ -16,13 +17,14 @@ local function load(a)
   hist_member, channel, source = a[11], a[12], a[13]
   queue, prio, deadline, score = a[14], a[15], a[16], a[17]
   reasons, body, verified, unverified, attrs = a[18], a[19], a[20], a[21], a[22]
+  window, skills, tags, sla, timers = tonumber(a[23]), a[24], a[25], a[26], a[27]
 end
 
 local function duplicate(seen)
   local sep = string.find(seen, '\0', 1, true)
   local first_mid, conv = string.sub(seen, 1, sep - 1), string.sub(seen, sep + 1)
   local f = call('HMGET', k('conv', conv), 'customer', 'queue', 'priority', 'deadline')
-  return {1, first_mid, resolve(f[1]), conv, f[2], f[3], f[4], '', 0, {}}
+  return {1, first_mid, resolve(f[1]), conv, f[2], f[3], f[4], '', 0, {}, 0, 0}
 end
 
 -- Lua's < on strings follows the server's locale (strcoll); ids compare by bytes, as
@@ -75,12 +77,21 @@ local function owners_of(keys)
   return owners, key_of, current
 end
 
+-- A resolved conversation this message reopens: resolved at most the window before it
+-- was received (no window: never).
+local function within_window(state, resolved)
+  return state == 'resolved' and window > 0 and resolved
+    and tonumber(received) - tonumber(resolved) <= window
+end
+
+-- The customer of the conversation on the thread key, when it is open or pending or
+-- this message reopens it.
 local function thread_customer()
   if thread == '' then return nil end
   local conv = call('HGET', THREAD, tkey)
   if not conv then return nil end
-  local f = call('HMGET', k('conv', conv), 'state', 'customer')
-  if f[1] == 'open' or f[1] == 'pending' then return f[2] end
+  local f = call('HMGET', k('conv', conv), 'state', 'customer', 'resolved')
+  if f[1] == 'open' or f[1] == 'pending' or within_window(f[1], f[3]) then return f[2] end
   return nil
 end
 
@@ -124,50 +135,73 @@ local function update_profile(cust, is_new)
   if #attrs > 0 then call_sliced('HSET', k('attrs', cust), attrs) end
 end
 
--- The customer's open or pending conversation on this thread key, and its fields
--- {state, waiting item, updated, count}.
-local function open_conversation(cust)
+-- The customer's newest conversation on this thread key (a resolved one keeps its
+-- entry) and its fields {state, waiting item, updated, count, resolved, last message}.
+local function thread_conversation(cust)
   local conv = call('HGET', k('open', cust), tkey)
-  if not conv then return nil end
-  local f = call('HMGET', k('conv', conv), 'state', 'item', 'updated', 'count')
-  if f[1] ~= 'open' and f[1] ~= 'pending' then return nil end
+  if not conv then return nil, nil end
+  local f = call('HMGET', k('conv', conv), 'state', 'item', 'updated', 'count', 'resolved',
+    'last')
+  if not f[1] then return nil, nil end
   return conv, f
 end
 
-local function new_conversation(cust)
+local function new_conversation(cust, previous)
   local fields = {'customer', cust, 'channel', channel, 'source', source, 'state', 'open',
     'queue', queue, 'priority', prio, 'deadline', deadline, 'count', 1,
-    'created', received, 'updated', received, 'item', new_item}
+    'created', received, 'updated', received, 'item', new_item, 'version', 1,
+    'skills', skills, 'tags', tags, 'last', hist_member}
   if thread ~= '' then
     fields[#fields + 1] = 'thread'
     fields[#fields + 1] = thread
     call('HSET', THREAD, tkey, new_conv)
   end
+  if sla ~= '' then
+    fields[#fields + 1] = 'sla'
+    fields[#fields + 1] = sla
+  end
+  if previous then
+    fields[#fields + 1] = 'previous'
+    fields[#fields + 1] = previous
+  end
   call('HSET', k('conv', new_conv), unpack(fields))
   call('HSET', k('open', cust), tkey, new_conv)
   call('SADD', k('convs', cust), new_conv)
+  arm_timers(timers)
   return new_conv
 end
 
--- A new message on an open conversation; its routing changes only when no item waits.
-local function touch_conversation(conv, f)
+-- A new message on an existing conversation: open again, one more message, the newest
+-- message remembered; its routing changes only when an open one has no item waiting
+-- (a reopened one keeps its queue, priority and deadline).
+local function touch_conversation(conv, f, reopened)
   local updated, count = f[3], tostring(tonumber(f[4]) + 1)
   if tonumber(received) > tonumber(updated) then updated = received end
-  if f[2] then
-    call('HSET', k('conv', conv), 'state', 'open', 'updated', updated, 'count', count)
-  else
-    call('HSET', k('conv', conv), 'state', 'open', 'updated', updated, 'count', count,
-      'queue', queue, 'priority', prio, 'deadline', deadline, 'item', new_item)
+  local fields = {'state', 'open', 'updated', updated, 'count', count}
+  if not f[6] or bytes_less(f[6], hist_member) then
+    fields[#fields + 1] = 'last'
+    fields[#fields + 1] = hist_member
   end
+  if not f[2] then
+    fields[#fields + 1] = 'item'
+    fields[#fields + 1] = new_item
+    if not reopened then
+      for _, v in ipairs({'queue', queue, 'priority', prio, 'deadline', deadline}) do
+        fields[#fields + 1] = v
+      end
+    end
+  end
+  call('HSET', k('conv', conv), unpack(fields))
+  if reopened then call('HDEL', k('conv', conv), 'resolved') end
 end
 
-local function new_item_for(conv)
-  call('HSET', k('item', new_item), 'conv', conv, 'queue', queue, 'priority', prio,
+local function new_item_for(conv, in_queue)
+  call('HSET', k('item', new_item), 'conv', conv, 'queue', in_queue, 'priority', prio,
     'deadline', deadline, 'score', score, 'message', mid, 'reasons', reasons,
     'created', received)
-  call('ZADD', k('backlog', queue), score, new_item)
-  call('SADD', QUEUES, queue)
-  return {queue, prio, deadline}
+  call('ZADD', k('backlog', in_queue), score, new_item)
+  call('SADD', QUEUES, in_queue)
+  return {in_queue, prio, deadline}
 end
 
 -- reasons are JSON lines: the waiting item keeps its own and adds the new ones
@@ -185,29 +219,38 @@ local function union_reasons(old)
   return out
 end
 
--- The waiting item now carries this message, at the more urgent deadline and the more
--- urgent priority of the two.
+-- The waiting item now carries this message, at the more urgent deadline, priority and
+-- score deadline part (router.urgency) of the two.
 local function join_item(item)
   local key = k('item', item)
-  local f = call('HMGET', key, 'queue', 'priority', 'deadline', 'score', 'reasons')
-  -- a score is deadline part + priority (router.urgency): keep the earlier deadline's part
-  local p, d, base = f[2], f[3], tonumber(f[4]) - tonumber(f[2])
+  local f = call('HMGET', key, 'queue', 'priority', 'deadline', 'score', 'reasons', 'also')
+  local p, d = f[2], f[3]
   if tonumber(prio) < tonumber(p) then p = prio end
-  if tonumber(deadline) < tonumber(d) then d, base = deadline, tonumber(score) - tonumber(prio) end
-  local s = string.format('%.0f', base + tonumber(p))
+  if tonumber(deadline) < tonumber(d) then d = deadline end
+  local part = math.min(math.floor(tonumber(f[4]) / 8), math.floor(tonumber(score) / 8))
+  local s = score_text(part * 8 + tonumber(p))
   call('HSET', key, 'message', mid, 'priority', p, 'deadline', d, 'score', s,
     'reasons', union_reasons(f[5]))
-  if s ~= f[4] then call('ZADD', k('backlog', f[1]), s, item) end
+  if s ~= f[4] then
+    for _, q in ipairs(backlogs_of(f[1], f[6])) do call('ZADD', k('backlog', q), s, item) end
+  end
   return {f[1], p, d}
 end
 
--- Steps 3 and 5: the conversation and the backlog item; returns both and the routing.
+-- Steps 3 and 5: the conversation and the backlog item; returns both, the routing and
+-- the conversation_created and reopened flags.
 local function route(cust)
-  local conv, f = open_conversation(cust)
-  if not conv then return new_conversation(cust), new_item, new_item_for(new_conv) end
-  touch_conversation(conv, f)
-  if f[2] then return conv, f[2], join_item(f[2]) end
-  return conv, new_item, new_item_for(conv)
+  local conv, f = thread_conversation(cust)
+  local live = conv and (f[1] == 'open' or f[1] == 'pending')
+  if not live and not (conv and within_window(f[1], f[5])) then
+    return new_conversation(cust, conv), new_item, new_item_for(new_conv, queue), 1, 0
+  end
+  local reopened = live and 0 or 1
+  touch_conversation(conv, f, reopened == 1)
+  if f[2] then return conv, f[2], join_item(f[2]), 0, reopened end
+  local in_queue = queue
+  if reopened == 1 then in_queue = call('HGET', k('conv', conv), 'queue') end
+  return conv, new_item, new_item_for(conv, in_queue), 0, reopened
 end
 
 -- Step 4 and the dedupe key: the stored JSON is the body with both ids put in front.
@@ -226,9 +269,10 @@ local function ingest_one()
   if is_new then cust = new_cust end
   update_profile(cust, is_new)
   claim_identities(cust, current, is_new)
-  local conv, item, routed = route(cust)
+  local conv, item, routed, created, reopened = route(cust)
   store_message(cust, conv)
-  return {0, mid, cust, conv, routed[1], routed[2], routed[3], item, is_new and 1 or 0, merged}
+  return {0, mid, cust, conv, routed[1], routed[2], routed[3], item, is_new and 1 or 0, merged,
+    created, reopened}
 end
 
 local out = {}
