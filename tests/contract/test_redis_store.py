@@ -21,7 +21,16 @@ from router.backends.redis_store import RedisStore
 from router.errors import BackendUnavailable
 from router.identity import normalize_all
 from router.ids import new_id
-from router.models import Decision, IdentityIn, IngestRequest, NormalizedMessage, StoredMessage
+from router.models import (
+    ConversationUpdate,
+    Decision,
+    IdentityIn,
+    IngestRequest,
+    ItemChange,
+    NormalizedMessage,
+    StoredMessage,
+    Timer,
+)
 
 pytestmark = pytest.mark.redis
 
@@ -82,6 +91,43 @@ async def admin(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
+def timer(conversation_id: str, n: int, at: datetime) -> Timer:
+    return Timer(conversation_id=conversation_id, kind="breach", ref=f"r{n}", at=at)
+
+
+async def exercise_routing(store: RedisStore) -> None:
+    """The routing methods: an update with every item change, timers, contexts."""
+    [first] = await store.ingest([request("r1", email(7), thread="r")])
+    conv = first.conversation_id
+    change = ItemChange(priority=1, deadline=T0, move_to="vip", also_offer="spare")
+    await store.update_conversation(
+        conv,
+        ConversationUpdate(
+            expected_version=1,
+            assignee="agent-1",
+            item=change,
+            arm=[timer(conv, 1, T0), timer(conv, 2, T0)],
+            served_by="agent-1",
+            at=T0,
+        ),
+    )
+    assert len(await store.claim("spare", 10, now=T0, lease_until=None, history_limit=1)) == 1
+    await store.update_conversation(
+        conv,
+        ConversationUpdate(
+            expected_version=2,
+            state="resolved",
+            resolved_at=T0,
+            item=ItemChange(withdraw=True),
+            disarm=[timer(conv, 2, T0).key],
+        ),
+    )
+    [context] = await store.contexts([request("r2", email(7)).message], since=T0, limit=5)
+    assert context.last_agent == "agent-1"
+    assert await store.next_timer() == T0
+    assert len(await store.fire_timers(T0, 10)) == 1
+
+
 async def exercise_every_operation(store: RedisStore) -> None:
     """Each Store method at least once, merges and leases included."""
     results = await store.ingest(
@@ -115,6 +161,7 @@ async def exercise_every_operation(store: RedisStore) -> None:
         ]
     )
     assert await store.backlog_stats() == {}
+    await exercise_routing(store)
 
 
 async def test_every_key_lives_under_the_deployment_hash_tag(
@@ -282,3 +329,60 @@ async def test_a_stored_message_is_one_complete_stored_message_json(
         result.conversation_id,
         result.customer_id,
     )
+
+
+async def test_two_processes_never_fire_the_same_timer(redis_url: str, redis_prefix: str) -> None:
+    first = RedisStore(redis_url, prefix=redis_prefix)
+    second = RedisStore(redis_url, prefix=redis_prefix)
+    await first.open()
+    await second.open()
+    try:
+        [result] = await first.ingest([request("e1", email(1))])
+        conv = result.conversation_id
+        armed = [timer(conv, n, T0 + n * timedelta(seconds=1)) for n in range(300)]
+        await first.update_conversation(conv, ConversationUpdate(expected_version=1, arm=armed))
+        batches = await asyncio.gather(
+            *(store.fire_timers(T0 + HOUR, 7) for store in [first, second] * 30)
+        )
+    finally:
+        await first.close()
+        await second.close()
+    fired = [t.key for batch in batches for t in batch]
+    assert sorted(fired) == sorted(t.key for t in armed)
+    for batch in batches:
+        assert [t.at for t in batch] == sorted(t.at for t in batch)
+
+
+async def test_firing_more_timers_than_one_script_run_takes_keeps_order_and_leaves_no_keys(
+    redis_store: RedisStore, redis_prefix: str, admin: aioredis.Redis
+) -> None:
+    [result] = await redis_store.ingest([request("e1", email(1))])
+    conv = result.conversation_id
+    armed = [timer(conv, n, T0 - n * timedelta(seconds=1)) for n in range(2500)]
+    await redis_store.update_conversation(conv, ConversationUpdate(expected_version=1, arm=armed))
+
+    fired = await redis_store.fire_timers(T0, 2400)
+    rest = await redis_store.fire_timers(T0, 2400)
+
+    assert fired + rest == sorted(armed, key=lambda t: t.at)
+    assert len(fired) == 2400
+    assert await redis_store.next_timer() is None
+    assert not await admin.exists(f"{{{redis_prefix}}}:timers", f"{{{redis_prefix}}}:timer")
+
+
+async def test_a_conversation_stored_before_the_routing_fields_reads_with_defaults(
+    redis_store: RedisStore, redis_prefix: str, admin: aioredis.Redis
+) -> None:
+    [result] = await redis_store.ingest([request("e1", email(1))])
+    key = f"{{{redis_prefix}}}:conv:{result.conversation_id}"
+    await admin.hdel(key, "version", "skills", "tags", "last")
+
+    conversation = await redis_store.get_conversation(result.conversation_id)
+
+    assert conversation is not None
+    assert (conversation.version, conversation.skills, conversation.tags) == (0, [], [])
+    assert conversation.item_id == result.item_id
+    updated = await redis_store.update_conversation(
+        result.conversation_id, ConversationUpdate(expected_version=0, priority=1)
+    )
+    assert (updated.version, updated.priority) == (1, 1)
