@@ -545,6 +545,8 @@ def test_sticky_timeout_moves_the_item_to_the_team_queue() -> None:
     assert keys(update.arm) == {"cnv_1|overflow|itm_1"}
     assert fire(replace(conv, item_id=None), "sticky", "itm_1@support", now).update is None
     assert fire(conv, "sticky", "itm_9@support", now).update is None
+    transferred = replace(conv, queue="billing")  # an agent moved it meanwhile
+    assert fire(transferred, "sticky", "itm_1@support", now).update is None
 
 
 # --- any sequence keeps the invariants ------------------------------------------------
