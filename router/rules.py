@@ -1,0 +1,722 @@
+"""Routing rules: what a message says and who sent it decide queue, priority, SLA, skills.
+
+Rules are an ordered array of tables in the configuration file. Every rule that matches
+a message contributes to the outcome; for the queue, the base priority and the SLA
+policy the first matching rule that names one wins, deltas add up and skills and tags
+are unions::
+
+    [[rules]]
+    name = "vip"                                # required, unique
+    match.attributes = { vip = true }           # customer attribute equals (one of) the values
+    then.priority_delta = -1                    # VIP: one step more urgent
+
+    [[rules]]
+    name = "billing-spanish"
+    description = "Spanish refunds go to the billing desk"   # optional, for people
+    match.channel = ["email", "chat"]           # the message's channel is one of these
+    match.source = ["whatsapp"]                 # the connector it came through is one of these
+    match.words = ["refund", "chargeback"]      # any whole word or phrase in subject or text
+    match.regex = ["(?i)order\\\\s*#?\\\\d{6}"]     # any Python regex found in subject + text
+    match.language = ["es"]                     # detected language (ISO 639-1) is one of these
+    match.identity_kinds = ["phone"]            # the message carries an identity of a kind
+    match.tags = ["angry"]                      # the customer's "tags" attribute has any
+    match.repeat = { count = 3, within_s = 86400 }  # 3+ messages in a day, this one included
+    match.business_hours = "outside"            # "inside" | "outside" the calendar's hours
+    match.calendar = "madrid"                   # default: then.queue's calendar, else "always"
+    then.queue = "billing"                      # first matching rule with a queue decides it
+    then.priority = 2                           # base priority, 1 (highest) .. 5
+    then.priority_delta = -1                    # -4 .. 4, every matching rule's delta adds
+    then.skills = ["spanish"]                   # union over matching rules
+    then.sla = "premium"                        # first matching rule with an sla decides it
+    then.tags = ["billing"]                     # union over matching rules
+
+Matching:
+
+- All conditions of a rule must hold (AND); a list inside a condition is any-of (OR).
+  A rule without ``match`` matches every message. Every list condition also takes a
+  single string (``match.channel = "email"``); an empty list is an error.
+- ``attributes``: the customer attributes are the stored profile's, overlaid with the
+  ones the message's sender carries (the message wins). Each key must equal the value,
+  or one of a list of values. Values are scalars: booleans, numbers, strings (compared
+  case-insensitively); ``true`` never equals ``1``. A customer attribute that is a
+  list matches when any of its elements does.
+- ``words``: whole words, case-insensitive under Unicode (NFKC case folding, so
+  "STRASSE" finds "straße"), in the subject or the text; spaces inside a phrase match
+  any run of whitespace. ``regex``: searched as written (add ``(?i)`` for case) in the
+  subject and text joined by a newline (the text alone when there is no subject).
+- ``language``: the language of the subject and text as ``router.language.detect``
+  sees it; a text too short or too ambiguous to tell has no language and matches no
+  ``language`` condition. Detection runs once per message, and only when a rule has a
+  ``language`` condition and its cheaper conditions all held.
+- ``source``, ``identity_kinds``, ``tags``: compared case-insensitively.
+- ``repeat``: at least ``count`` messages from this customer with ``sent_at`` in the
+  last ``within_s`` seconds, the new one included (``RoutingContext.recent`` holds the
+  customer's earlier messages; the new message is not among them).
+- ``business_hours``: whether the calendar is open at the time of routing. The calendar
+  is ``match.calendar``, else the calendar of the rule's own ``then.queue``, else
+  ``always`` (24x7). ``match.calendar`` without ``business_hours`` is an error.
+
+The outcome's ``reasons`` carry one ``Reason(kind="rule")`` per matching rule, with only
+what that rule decided (a queue a former rule already chose is not repeated) and the
+names of its conditions under ``matched``. Every problem of the array is reported at
+once, each naming its key: ``rules[2].then.queue: unknown queue "billling" (known:
+billing, default)``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import Any, ClassVar, Protocol
+
+from router.language import detect
+from router.models import CHANNELS, NormalizedMessage, Reason, RoutingContext
+
+ALWAYS = "always"
+"""The calendar that is always open, known even when not configured."""
+MIN_PRIORITY, MAX_PRIORITY = 1, 5
+MAX_DELTA = MAX_PRIORITY - MIN_PRIORITY
+
+
+class OpenHours(Protocol):
+    """What a rule needs of a calendar (``router.calendars.Calendar`` has it)."""
+
+    def is_open(self, at: datetime, /) -> bool: ...
+
+
+class _AlwaysOpen:
+    def is_open(self, at: datetime, /) -> bool:
+        return True
+
+
+def fold(text: str) -> str:
+    """Unicode caseless form (NFKC + casefold) that ``words`` compare in."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a rule sees about one message. Derived views are computed on first use and
+    kept, so twenty rules asking for the language detect it once."""
+
+    message: NormalizedMessage
+    context: RoutingContext
+    now: datetime
+    detector: Callable[[str], str | None] = field(default=detect, compare=False, repr=False)
+    """How the language is told (``router.language.detect``)."""
+
+    @cached_property
+    def searchable(self) -> str:
+        """The subject and the text joined by a newline, what ``regex`` searches."""
+        subject = self.message.subject
+        return f"{subject}\n{self.message.text}" if subject else self.message.text
+
+    @cached_property
+    def folded(self) -> str:
+        return fold(self.searchable)
+
+    @cached_property
+    def language(self) -> str | None:
+        return self.detector(self.searchable)
+
+    @cached_property
+    def attributes(self) -> dict[str, Any]:
+        return {**self.context.attributes, **self.message.customer_attributes}
+
+    @cached_property
+    def identity_kinds(self) -> frozenset[str]:
+        return frozenset(identity.kind.lower() for identity in self.message.identities)
+
+    @cached_property
+    def tags(self) -> frozenset[str]:
+        tags = self.attributes.get("tags")
+        if isinstance(tags, str):
+            tags = [tags]
+        if not isinstance(tags, list | tuple):
+            return frozenset()
+        return frozenset(fold(tag) for tag in tags if isinstance(tag, str))
+
+
+# --- conditions, cheapest first ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Channel:
+    cost: ClassVar[int] = 0
+    values: frozenset[str]
+
+    def holds(self, facts: Facts) -> bool:
+        return facts.message.channel in self.values
+
+
+@dataclass(frozen=True)
+class _Source:
+    cost: ClassVar[int] = 0
+    values: frozenset[str]
+
+    def holds(self, facts: Facts) -> bool:
+        return facts.message.source.casefold() in self.values
+
+
+@dataclass(frozen=True)
+class _IdentityKinds:
+    cost: ClassVar[int] = 1
+    values: frozenset[str]
+
+    def holds(self, facts: Facts) -> bool:
+        return not self.values.isdisjoint(facts.identity_kinds)
+
+
+AttrKey = tuple[str, object]
+
+
+def _attr_key(value: object) -> AttrKey | None:
+    """A comparable form that keeps ``true`` apart from ``1`` and ignores string case."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    if isinstance(value, str):
+        return ("str", fold(value))
+    return None
+
+
+@dataclass(frozen=True)
+class _Attributes:
+    cost: ClassVar[int] = 1
+    wanted: tuple[tuple[str, frozenset[AttrKey]], ...]
+
+    def holds(self, facts: Facts) -> bool:
+        attributes = facts.attributes
+        for name, values in self.wanted:
+            have = attributes.get(name)
+            items = have if isinstance(have, list | tuple) else (have,)
+            if not any(_attr_key(item) in values for item in items):
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class _Tags:
+    cost: ClassVar[int] = 1
+    values: frozenset[str]
+
+    def holds(self, facts: Facts) -> bool:
+        return not self.values.isdisjoint(facts.tags)
+
+
+@dataclass(frozen=True)
+class _BusinessHours:
+    cost: ClassVar[int] = 2
+    calendar: OpenHours
+    inside: bool
+
+    def holds(self, facts: Facts) -> bool:
+        return self.calendar.is_open(facts.now) == self.inside
+
+
+@dataclass(frozen=True)
+class _Repeat:
+    cost: ClassVar[int] = 2
+    count: int
+    within: timedelta
+
+    def holds(self, facts: Facts) -> bool:
+        needed = self.count - 1  # the new message is the first
+        if needed <= 0:
+            return True
+        since = facts.now - self.within
+        for sent_at in facts.context.recent:
+            if sent_at >= since:
+                needed -= 1
+                if needed == 0:
+                    return True
+        return False
+
+
+@dataclass(frozen=True)
+class _Words:
+    cost: ClassVar[int] = 3
+    pattern: re.Pattern[str]
+
+    def holds(self, facts: Facts) -> bool:
+        return self.pattern.search(facts.folded) is not None
+
+
+@dataclass(frozen=True)
+class _Regex:
+    cost: ClassVar[int] = 4
+    patterns: tuple[re.Pattern[str], ...]
+
+    def holds(self, facts: Facts) -> bool:
+        text = facts.searchable
+        return any(pattern.search(text) is not None for pattern in self.patterns)
+
+
+@dataclass(frozen=True)
+class _Language:
+    cost: ClassVar[int] = 9
+    values: frozenset[str]
+
+    def holds(self, facts: Facts) -> bool:
+        return facts.language in self.values
+
+
+_Condition = (
+    _Channel
+    | _Source
+    | _IdentityKinds
+    | _Attributes
+    | _Tags
+    | _BusinessHours
+    | _Repeat
+    | _Words
+    | _Regex
+    | _Language
+)
+
+
+# --- rules and their outcome ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Then:
+    queue: str | None = None
+    priority: int | None = None
+    priority_delta: int = 0
+    sla: str | None = None
+    skills: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Rule:
+    name: str
+    conditions: tuple[_Condition, ...]
+    """Cheapest first."""
+    condition_names: tuple[str, ...]
+    """As configured, for the reason."""
+    then: _Then
+
+    def matches(self, facts: Facts) -> bool:
+        # A plain loop: all() over a generator costs a frame per rule, on every message.
+        for condition in self.conditions:  # noqa: SIM110
+            if not condition.holds(facts):
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    queue: str | None
+    """None: no rule decided the queue (the caller uses its default)."""
+    priority: int
+    """Clamped to 1..5."""
+    sla: str | None
+    skills: tuple[str, ...]
+    tags: tuple[str, ...]
+    reasons: list[Reason]
+    matched: tuple[str, ...]
+    """Names of the matching rules, in order."""
+
+
+class _Accumulator:
+    """Folds the matching rules' actions into one outcome, in rule order."""
+
+    def __init__(self) -> None:
+        self.queue: str | None = None
+        self.priority: int | None = None
+        self.delta = 0
+        self.sla: str | None = None
+        self.skills: dict[str, None] = {}
+        self.tags: dict[str, None] = {}
+        self.reasons: list[Reason] = []
+        self.matched: list[str] = []
+
+    def add(self, rule: _Rule) -> None:
+        then = rule.then
+        decided: dict[str, Any] = {}
+        if then.queue is not None and self.queue is None:
+            self.queue = decided["queue"] = then.queue
+        if then.priority is not None and self.priority is None:
+            self.priority = decided["priority"] = then.priority
+        if then.priority_delta:
+            self.delta += then.priority_delta
+            decided["priority_delta"] = then.priority_delta
+        if then.sla is not None and self.sla is None:
+            self.sla = decided["sla"] = then.sla
+        if then.skills:
+            self.skills.update(dict.fromkeys(then.skills))
+            decided["skills"] = list(then.skills)
+        if then.tags:
+            self.tags.update(dict.fromkeys(then.tags))
+            decided["tags"] = list(then.tags)
+        decided["matched"] = list(rule.condition_names)
+        self.reasons.append(Reason(kind="rule", name=rule.name, decided=decided))
+        self.matched.append(rule.name)
+
+    def outcome(self, default_priority: int) -> RuleOutcome:
+        base = default_priority if self.priority is None else self.priority
+        return RuleOutcome(
+            queue=self.queue,
+            priority=min(MAX_PRIORITY, max(MIN_PRIORITY, base + self.delta)),
+            sla=self.sla,
+            skills=tuple(self.skills),
+            tags=tuple(self.tags),
+            reasons=self.reasons,
+            matched=tuple(self.matched),
+        )
+
+
+class RuleSet:
+    """The compiled ``[[rules]]``; evaluating it never fails and does no I/O."""
+
+    def __init__(self, rules: Sequence[_Rule] = ()) -> None:
+        self._rules = tuple(rules)
+        self.uses_language: bool = any(
+            isinstance(c, _Language) for rule in self._rules for c in rule.conditions
+        )
+        """Whether some rule asks for the message's language (the detector's model then
+        deserves loading at start-up rather than on the first message)."""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(rule.name for rule in self._rules)
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def evaluate(self, facts: Facts, *, default_priority: int) -> RuleOutcome:
+        acc = _Accumulator()
+        for rule in self._rules:
+            if rule.matches(facts):
+                acc.add(rule)
+        return acc.outcome(default_priority)
+
+
+# --- compiling the configuration --------------------------------------------------------
+
+RULE_KEYS = ("name", "description", "match", "then")
+MATCH_KEYS = (
+    "attributes",
+    "business_hours",
+    "calendar",
+    "channel",
+    "identity_kinds",
+    "language",
+    "regex",
+    "repeat",
+    "source",
+    "tags",
+    "words",
+)
+THEN_KEYS = ("priority", "priority_delta", "queue", "skills", "sla", "tags")
+_ISO_639_1 = re.compile(r"[a-z]{2}")
+
+
+@dataclass
+class _Known:
+    """What rules may refer to, and where problems go."""
+
+    queues: Collection[str]
+    calendars: Mapping[str, OpenHours]
+    policies: Collection[str]
+    queue_calendars: Mapping[str, str]
+    problems: list[str] = field(default_factory=list)
+
+    def problem(self, where: str, what: str) -> None:
+        self.problems.append(f"{where}: {what}")
+
+
+def compile_rules(
+    raw: Any,
+    *,
+    queues: Collection[str],
+    calendars: Mapping[str, OpenHours],
+    policies: Collection[str],
+    queue_calendars: Mapping[str, str],
+    path: str = "rules",
+) -> tuple[RuleSet, list[str]]:
+    """Compile the ``rules`` TOML value (None when absent) into a ``RuleSet``, with every
+    problem found; the rule set holds only the rules that compiled cleanly."""
+    known = _Known(queues, calendars, policies, queue_calendars)
+    if raw is None:
+        return RuleSet(), []
+    if not isinstance(raw, list):
+        known.problem(path, "must be an array of tables [[rules]]")
+        return RuleSet(), known.problems
+    rules: list[_Rule] = []
+    first_index: dict[str, int] = {}
+    for index, entry in enumerate(raw):
+        where = f"{path}[{index}]"
+        rule = _compile_rule(entry, where, known)
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if isinstance(name, str) and name in first_index:
+            known.problem(
+                f"{where}.name", f'duplicate rule name "{name}" (also {path}[{first_index[name]}])'
+            )
+            continue
+        if isinstance(name, str):
+            first_index[name] = index
+        if rule is not None:
+            rules.append(rule)
+    return RuleSet(rules), known.problems
+
+
+def _compile_rule(entry: object, where: str, known: _Known) -> _Rule | None:
+    if not isinstance(entry, dict):
+        known.problem(where, "must be a table")
+        return None
+    before = len(known.problems)
+    _unknown_keys(entry, RULE_KEYS, where, "key", known)
+    name = entry.get("name")
+    if name is None:
+        known.problem(where, "missing name")
+    elif not isinstance(name, str) or not name.strip():
+        known.problem(f"{where}.name", "must be a non-empty string")
+    if not isinstance(entry.get("description", ""), str):
+        known.problem(f"{where}.description", "must be a string")
+    then = _compile_then(_table(entry, "then", where, known), f"{where}.then", known)
+    match = _table(entry, "match", where, known)
+    conditions = _compile_match(match, f"{where}.match", then, known)
+    if len(known.problems) > before or not isinstance(name, str):
+        return None
+    return _Rule(
+        name=name,
+        conditions=tuple(sorted(conditions.values(), key=lambda c: c.cost)),
+        condition_names=tuple(conditions),
+        then=then,
+    )
+
+
+def _table(entry: dict[str, Any], key: str, where: str, known: _Known) -> dict[str, Any]:
+    value = entry.get(key, {})
+    if isinstance(value, dict):
+        return value
+    known.problem(f"{where}.{key}", "must be a table")
+    return {}
+
+
+def _unknown_keys(
+    table: Mapping[str, Any], allowed: Sequence[str], where: str, what: str, known: _Known
+) -> None:
+    for key in table:
+        if key not in allowed:
+            known.problem(f"{where}.{key}", f"unknown {what} (known: {', '.join(allowed)})")
+
+
+# --- then -------------------------------------------------------------------------------
+
+
+def _compile_then(then: dict[str, Any], where: str, known: _Known) -> _Then:
+    _unknown_keys(then, THEN_KEYS, where, "action", known)
+    queue = _name_in(then, "queue", known.queues, where, known)
+    sla = _name_in(then, "sla", known.policies, where, known)
+    priority = _integer(then, "priority", where, known, low=MIN_PRIORITY, high=MAX_PRIORITY)
+    delta = _integer(then, "priority_delta", where, known, low=-MAX_DELTA, high=MAX_DELTA)
+    skills = _strings(then["skills"], f"{where}.skills", known) if "skills" in then else ()
+    tags = _strings(then["tags"], f"{where}.tags", known) if "tags" in then else ()
+    return _Then(
+        queue=queue,
+        priority=priority,
+        priority_delta=delta or 0,
+        sla=sla,
+        skills=skills or (),
+        tags=tags or (),
+    )
+
+
+def _name_in(
+    table: dict[str, Any], key: str, names: Collection[str], where: str, known: _Known
+) -> str | None:
+    if key not in table:
+        return None
+    value = table[key]
+    if not isinstance(value, str):
+        known.problem(f"{where}.{key}", "must be a string")
+        return None
+    if value not in names:
+        what = "sla policy" if key == "sla" else key
+        known.problem(f"{where}.{key}", f'unknown {what} "{value}" (known: {_listing(names)})')
+        return None
+    return value
+
+
+def _integer(
+    table: dict[str, Any], key: str, where: str, known: _Known, *, low: int, high: int
+) -> int | None:
+    if key not in table:
+        return None
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        known.problem(f"{where}.{key}", f"must be an integer {low}..{high}, not {value!r}")
+        return None
+    return value
+
+
+def _strings(value: object, where: str, known: _Known) -> tuple[str, ...] | None:
+    """A non-empty list of non-empty strings; a single string stands for a list of one."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        known.problem(where, "must be a non-empty list of strings")
+        return None
+    bad = [i for i, item in enumerate(items) if not isinstance(item, str) or not item.strip()]
+    for i in bad:
+        known.problem(f"{where}[{i}]", "must be a non-empty string")
+    return None if bad else tuple(dict.fromkeys(items))
+
+
+def _listing(names: Collection[str]) -> str:
+    return ", ".join(sorted(names)) or "none"
+
+
+# --- match ------------------------------------------------------------------------------
+
+
+def _compile_match(
+    match: dict[str, Any], where: str, then: _Then, known: _Known
+) -> dict[str, _Condition]:
+    """The conditions by configured name; problems go to ``known``."""
+    _unknown_keys(match, MATCH_KEYS, where, "condition", known)
+    conditions: dict[str, _Condition | None] = {}
+    for key, value in match.items():
+        at = f"{where}.{key}"
+        if key in _LIST_CONDITIONS:
+            values = _strings(value, at, known)
+            conditions[key] = None if values is None else _LIST_CONDITIONS[key](values, at, known)
+        elif key == "attributes":
+            conditions[key] = _attributes(value, at, known)
+        elif key == "repeat":
+            conditions[key] = _repeat(value, at, known)
+        elif key == "business_hours":
+            conditions[key] = _business_hours(match, where, then, known)
+    if "calendar" in match and "business_hours" not in match:
+        known.problem(f"{where}.calendar", "needs match.business_hours (inside or outside)")
+    return {key: c for key, c in conditions.items() if c is not None}
+
+
+def _channel(values: tuple[str, ...], where: str, known: _Known) -> _Channel | None:
+    unknown = [v for v in values if v not in CHANNELS]
+    for value in unknown:
+        known.problem(where, f'unknown channel "{value}" (known: {", ".join(CHANNELS)})')
+    return None if unknown else _Channel(frozenset(values))
+
+
+def _source(values: tuple[str, ...], where: str, known: _Known) -> _Source:
+    return _Source(frozenset(v.casefold() for v in values))
+
+
+def _identity_kinds(values: tuple[str, ...], where: str, known: _Known) -> _IdentityKinds:
+    return _IdentityKinds(frozenset(v.lower() for v in values))
+
+
+def _tags(values: tuple[str, ...], where: str, known: _Known) -> _Tags:
+    return _Tags(frozenset(fold(v) for v in values))
+
+
+def _language(values: tuple[str, ...], where: str, known: _Known) -> _Language | None:
+    codes = [v.strip().lower() for v in values]
+    bad = [v for v, code in zip(values, codes, strict=True) if not _ISO_639_1.fullmatch(code)]
+    for value in bad:
+        known.problem(where, f'"{value}" is not an ISO 639-1 code (two letters, e.g. "es")')
+    return None if bad else _Language(frozenset(codes))
+
+
+def _words(values: tuple[str, ...], where: str, known: _Known) -> _Words:
+    """One pattern for all the words: ``(?<!\\w)(?:refund|charge\\s+back)(?!\\w)``."""
+    phrases = sorted({fold(v).strip() for v in values}, key=len, reverse=True)
+    alternatives = (r"\s+".join(map(re.escape, phrase.split())) for phrase in phrases)
+    return _Words(re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)"))
+
+
+def _regex(values: tuple[str, ...], where: str, known: _Known) -> _Regex | None:
+    patterns: list[re.Pattern[str]] = []
+    for i, value in enumerate(values):
+        try:
+            patterns.append(re.compile(value))
+        except re.error as error:
+            known.problem(f"{where}[{i}]", f'invalid regex "{value}": {error}')
+    return _Regex(tuple(patterns)) if len(patterns) == len(values) else None
+
+
+_LIST_CONDITIONS: dict[str, Callable[[tuple[str, ...], str, _Known], _Condition | None]] = {
+    "channel": _channel,
+    "source": _source,
+    "identity_kinds": _identity_kinds,
+    "tags": _tags,
+    "language": _language,
+    "words": _words,
+    "regex": _regex,
+}
+
+
+def _attributes(value: object, where: str, known: _Known) -> _Attributes | None:
+    if not isinstance(value, dict) or not value:
+        known.problem(where, "must be a non-empty table of attribute = value(s)")
+        return None
+    wanted: list[tuple[str, frozenset[AttrKey]]] = []
+    for name, given in value.items():
+        items = given if isinstance(given, list) else [given]
+        keys = {_attr_key(item) for item in items}
+        if not items or None in keys:
+            known.problem(
+                f"{where}.{name}",
+                "must be a boolean, number or string, or a non-empty list of them",
+            )
+            continue
+        wanted.append((name, frozenset(key for key in keys if key is not None)))
+    return _Attributes(tuple(wanted)) if len(wanted) == len(value) else None
+
+
+def _repeat(value: object, where: str, known: _Known) -> _Repeat | None:
+    if not isinstance(value, dict):
+        known.problem(where, "must be a table { count = N, within_s = SECONDS }")
+        return None
+    _unknown_keys(value, ("count", "within_s"), where, "key", known)
+    count, within_s = value.get("count"), value.get("within_s")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        known.problem(f"{where}.count", f"must be an integer of at least 1, not {count!r}")
+        count = None
+    if isinstance(within_s, bool) or not isinstance(within_s, int | float) or within_s <= 0:
+        known.problem(f"{where}.within_s", f"must be a number of seconds above 0, not {within_s!r}")
+        within_s = None
+    if count is None or within_s is None or set(value) - {"count", "within_s"}:
+        return None
+    return _Repeat(count=count, within=timedelta(seconds=within_s))
+
+
+def _business_hours(
+    match: dict[str, Any], where: str, then: _Then, known: _Known
+) -> _BusinessHours | None:
+    mode = match["business_hours"]
+    if mode not in ("inside", "outside"):
+        known.problem(f"{where}.business_hours", f'must be "inside" or "outside", not {mode!r}')
+        return None
+    calendar = _calendar(match, where, then, known)
+    return None if calendar is None else _BusinessHours(calendar, inside=mode == "inside")
+
+
+def _calendar(match: dict[str, Any], where: str, then: _Then, known: _Known) -> OpenHours | None:
+    """``match.calendar``, else the rule's queue's calendar, else ``always``."""
+    at, whose = f"{where}.business_hours", ""
+    if "calendar" in match:
+        name, at = match["calendar"], f"{where}.calendar"
+        if not isinstance(name, str):
+            known.problem(at, "must be a string")
+            return None
+    elif then.queue is not None:
+        name = known.queue_calendars.get(then.queue, ALWAYS)
+        whose = f'queue "{then.queue}" has '
+    else:
+        name = ALWAYS
+    if name in known.calendars:
+        return known.calendars[name]
+    if name == ALWAYS:
+        return _AlwaysOpen()
+    names = _listing({*known.calendars, ALWAYS})
+    known.problem(at, f'{whose}unknown calendar "{name}" (known: {names})')
+    return None
