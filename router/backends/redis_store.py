@@ -733,7 +733,7 @@ def _context(view: list[Any] | bool) -> RoutingContext:
 
 def _claimed(reply: list[Any]) -> ClaimedItem:
     item_id, fields, conv_view, customer_view, message_blob, history_blobs = reply
-    conv, queue, priority, deadline, message_id, reasons, created = fields
+    conv, queue, priority, deadline, message_id, reasons, created = fields[:7]
     conversation = _conversation(conv_view)
     customer_id = conversation.customer_id
     history = [_message(blob, customer_id) for blob in history_blobs if blob]

@@ -3,7 +3,9 @@
 -- {item_id, item fields, conversation view, customer view, message JSON or false when
 -- it is among the history, history JSON newest first}.
 local queue, limit, lease, history_limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local ITEM_FIELDS = {'conv', 'queue', 'priority', 'deadline', 'message', 'reasons', 'created'}
+local ITEM_FIELDS = {
+  'conv', 'queue', 'priority', 'deadline', 'message', 'reasons', 'created', 'also',
+}
 
 -- The newest history members, and whether message mid is one of them.
 local function recent_history(cust, mid)
@@ -16,20 +18,20 @@ local function recent_history(cust, mid)
   return members, false
 end
 
--- The item leaves every other backlog it was offered in and belongs to this queue.
-local function take_from_offers(id)
-  local f = call('HMGET', k('item', id), 'queue', 'also')
-  if not f[2] and f[1] == queue then return end
-  for _, q in ipairs(backlogs_of(f[1], f[2])) do
+-- An item also offered elsewhere leaves those backlogs and belongs to this queue.
+local function take_from_offers(id, item)
+  if not item[8] and item[2] == queue then return end
+  for _, q in ipairs(backlogs_of(item[2], item[8])) do
     if q ~= queue then call('ZREM', k('backlog', q), id) end
   end
   call('HSET', k('item', id), 'queue', queue)
   call('HDEL', k('item', id), 'also')
+  item[2] = queue
 end
 
 local function claim_one(id)
-  take_from_offers(id)
   local item = call('HMGET', k('item', id), unpack(ITEM_FIELDS))
+  take_from_offers(id, item)
   call('ZADD', k('released', queue), lease, id)
   local conv = conversation_view(item[1])
   if conv[13] == id then
