@@ -40,11 +40,8 @@ from router.models import (
     Reason,
     Timer,
 )
-from router.queue_spec import OverflowMode, QueueSpec
+from router.queue_spec import AGENT_QUEUE_PREFIX, OverflowMode, QueueSpec
 from router.sla import Calendar, SlaPolicy
-
-PERSONAL_PREFIX = "agent."
-"""An item offered to one agent waits in the queue ``agent.<agent_id>``."""
 
 
 class AgentEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -374,7 +371,7 @@ def on_timer(conv: Conversation, timer: Timer, cfg: LifecycleConfig, now: dateti
         hop = _hop(conv, spec.overflow.to, spec.overflow.mode, reason, cfg=cfg, now=now)
     else:
         item_id, team = parse_sticky_ref(timer.ref)
-        offered = conv.queue.startswith(PERSONAL_PREFIX)  # not transferred since
+        offered = conv.queue.startswith(AGENT_QUEUE_PREFIX)  # not transferred since
         if item_id != conv.item_id or not team or not offered:
             return Outcome(None)
         reason = Reason(kind="sticky", name=conv.queue, decided={"queue": team})
