@@ -2,16 +2,19 @@
 
 Every method runs on the store's worker thread. Durability per transaction kind:
 
-- ``ingest`` and ``merge`` commit with ``synchronous=FULL``: the WAL is fsynced before
-  the call returns, so an accepted message survives a process crash and a power loss.
-- ``claim``, ``settle`` and ``requeue`` commit with ``synchronous=NORMAL``: their WAL
-  frames reach the operating system at once (a process crash loses nothing) and the
-  disk at the next FULL commit or checkpoint, whose fsync covers every frame before it.
+- ``ingest``, ``merge`` and ``update_conversation`` commit with ``synchronous=FULL``:
+  the WAL is fsynced before the call returns, so an accepted message survives a process
+  crash and a power loss.
+- ``claim``, ``settle``, ``requeue`` and ``fire_timers`` commit with
+  ``synchronous=NORMAL``: their WAL frames reach the operating system at once (a process
+  crash loses nothing) and the disk at the next FULL commit or checkpoint, whose fsync
+  covers every frame before it.
   A power loss can therefore undo only a suffix of them, never an accepted message, and
   the WAL checksums make what survives a consistent prefix of transactions. An undone
   claim leaves the items waiting and an undone settle leaves them released (requeued by
   ``requeue_released`` or when their lease ends): the items are delivered again, which
-  at-least-once delivery allows; nothing is lost. Each saves an fsync per call.
+  at-least-once delivery allows; nothing is lost. An undone fire arms the timers again:
+  they fire again. Each saves an fsync per call.
 
 A batch of ``ingest`` is one transaction, without savepoints: a savepoint makes SQLite
 copy every page before its first change in it (the sub-journal), which cost more than
@@ -36,14 +39,19 @@ from router.errors import Conflict, InvalidMessage, NotFound
 from router.models import (
     BacklogStats,
     ClaimedItem,
+    Conversation,
+    ConversationUpdate,
     Customer,
     IngestRequest,
     IngestResult,
     MergeRecord,
+    Timer,
 )
 from router.urgency import deadline_of
 
 from . import sqlite_read as read
+from . import sqlite_routing as routing
+from . import sqlite_timers as timers
 from .sqlite_ingest import ingest_one
 from .sqlite_merge import move, put_customer
 from .sqlite_schema import connect
@@ -58,10 +66,20 @@ _MESSAGE_ERRORS = (
     msgspec.EncodeError,
 )
 
-_CLAIM = """UPDATE backlog SET released = 1, lease_until_ms = ?
-    WHERE item_id IN (SELECT item_id FROM backlog WHERE queue = ? AND released = 0
-        ORDER BY score, item_id LIMIT ?)
+# The queue's own waiting items and those also offered in it, each side cut to the limit
+# (the first by the urgency index: a deep backlog is not sorted) and then merged; a
+# claimed item is released in the queue it was claimed from and leaves its other offers.
+_CLAIM = """UPDATE backlog SET released = 1, lease_until_ms = ?1, queue = ?2
+    WHERE item_id IN (SELECT item_id FROM (
+        SELECT * FROM (SELECT score, item_id FROM backlog WHERE queue = ?2 AND released = 0
+            ORDER BY score, item_id LIMIT ?3)
+        UNION ALL
+        SELECT * FROM (SELECT b.score, b.item_id FROM offers o
+            JOIN backlog b ON b.item_id = o.item_id AND b.released = 0 WHERE o.queue = ?2
+            ORDER BY b.score, b.item_id LIMIT ?3))
+        ORDER BY score, item_id LIMIT ?3)
     RETURNING score, item_id, body"""
+_DROP_OFFERS = "DELETE FROM offers WHERE item_id IN (SELECT value FROM json_each(?))"
 _SETTLE = "DELETE FROM backlog WHERE item_id = ? AND released = 1"
 REQUEUE_EXPIRED = """UPDATE backlog SET released = 0, lease_until_ms = NULL
     WHERE released = 1 AND lease_until_ms <= ? RETURNING item_id, conversation_id"""
@@ -163,6 +181,18 @@ class Database:
             raise Conflict(f"customer {customer_id} is already merged into another")
         return customer
 
+    # --- conversations and timers -----------------------------------------------------------
+
+    def update_conversation(self, conversation_id: str, update: ConversationUpdate) -> Conversation:
+        with self.transaction():
+            return routing.update_conversation(self.db, conversation_id, update)
+
+    def fire_timers(self, now: datetime, limit: int) -> list[Timer]:
+        """Not waiting for the disk (see the module doc): a fire a power loss undoes
+        fires again; the caller's durable ``update_conversation`` commits it for good."""
+        with self.transaction(durable=False):
+            return timers.fire(self.db, now, limit)
+
     # --- backlog ----------------------------------------------------------------------------
 
     def claim(
@@ -174,6 +204,9 @@ class Database:
                 return []
             rows.sort(key=lambda row: (row[0], row[1]))
             items = [read.decode_item(body) for _, _, body in rows]
+            for item in items:
+                item.queue = queue
+            self.db.execute(_DROP_OFFERS, (read.encode([item.item_id for item in items]),))
             return read.claimed_items(self.db, items, history_limit)
 
     def settle(self, item_ids: Sequence[str]) -> None:

@@ -3,7 +3,8 @@
 Per new message: one lookup statement (the dedupe key and the owner of each
 identifier), the customer's row, the open conversation together with its waiting
 item, then three writes (backlog item, conversation, message) and a customer write
-only when the profile changed.
+only when the profile changed. Steps 3 and 5 (conversation and backlog item) are in
+``sqlite_thread``.
 """
 
 from __future__ import annotations
@@ -12,18 +13,16 @@ import sqlite3
 
 from router.clock import to_ms
 from router.models import (
-    BacklogItem,
-    Conversation,
     Customer,
     IngestRequest,
     IngestResult,
     StoredMessage,
     SuggestedLink,
 )
-from router.urgency import score
 
 from .sqlite_merge import move, put_customer, suggestions
-from .sqlite_read import decode_conversation, decode_item, encode, load_customer
+from .sqlite_read import decode_conversation, encode, load_customer
+from .sqlite_thread import route, within_window
 
 _DEDUPE = "SELECT (SELECT message_id FROM messages WHERE source = ? AND external_id = ?)"
 _OWNER = ", (SELECT customer_id FROM identities WHERE key = ?)"
@@ -32,21 +31,9 @@ _DUPLICATE = """SELECT m.message_id, m.customer_id, c.conversation_id, c.body
     FROM messages m JOIN conversations c ON c.conversation_id = m.conversation_id
     WHERE m.source = ? AND m.external_id = ?"""
 _OWN_IDENTITY = "INSERT OR REPLACE INTO identities (key, customer_id) VALUES (?, ?)"
-_THREAD_OWNER = """SELECT customer_id FROM conversations
-    WHERE thread_key = ? AND state != 'resolved' ORDER BY rowid DESC LIMIT 1"""
-_OPEN_CONVERSATION = """SELECT c.body, b.score, b.body FROM conversations c
-    LEFT JOIN backlog b ON b.item_id = c.waiting_item AND b.released = 0
-    WHERE c.customer_id = ? AND c.thread_key = ? AND c.state != 'resolved'
-    ORDER BY c.rowid DESC LIMIT 1"""
-_NEW_CONVERSATION = """INSERT INTO conversations
-    (conversation_id, customer_id, thread_key, state, waiting_item, body)
-    VALUES (?, ?, ?, ?, ?, ?)"""
-_UPDATE_CONVERSATION = """UPDATE conversations SET state = ?, waiting_item = ?, body = ?
-    WHERE conversation_id = ?"""
-_NEW_ITEM = """INSERT INTO backlog (item_id, queue, score, conversation_id, body)
-    VALUES (?, ?, ?, ?, ?)"""
-_UPDATE_ITEM = "UPDATE backlog SET body = ? WHERE item_id = ?"
-_RESCORE_ITEM = "UPDATE backlog SET score = ?, body = ? WHERE item_id = ?"
+# Open or pending first, else the newest resolved one (reopened within the window).
+_THREAD_OWNER = """SELECT customer_id, state, body FROM conversations WHERE thread_key = ?
+    ORDER BY state = 'resolved', rowid DESC LIMIT 1"""
 _PUT_MESSAGE = """INSERT INTO messages
     (message_id, source, external_id, customer_id, conversation_id, sent_ms, body)
     VALUES (?, ?, ?, ?, ?, ?, ?)"""
@@ -65,18 +52,21 @@ def ingest_one(db: sqlite3.Connection, request: IngestRequest) -> IngestResult:
     _update_profile(db, request, customer, owners)
     if original is None or encode(customer) != original:
         put_customer(db, customer)
-    conversation, item = _route(db, request, customer.customer_id)
-    _put_message(db, request, customer.customer_id, conversation.conversation_id)
+    routed = route(db, request, customer.customer_id)
+    _put_message(db, request, customer.customer_id, routed.conversation.conversation_id)
+    item = routed.item
     return IngestResult(
         message_id=request.message_id,
         customer_id=customer.customer_id,
-        conversation_id=conversation.conversation_id,
+        conversation_id=routed.conversation.conversation_id,
         queue=item.queue,
         priority=item.priority,
         deadline=item.deadline,
         item_id=item.item_id,
         new_customer=original is None,
         merged=merged,
+        conversation_created=routed.created,
+        reopened=routed.reopened,
     )
 
 
@@ -112,12 +102,27 @@ def _identify(
         return _merge_owners(db, request, by_owner)
     loaded = None
     if message.thread is not None:  # without a thread, the thread key would join strangers
-        row = db.execute(_THREAD_OWNER, (message.thread_key,)).fetchone()
-        loaded = None if row is None else load_customer(db, row[0])
+        owner = _thread_owner(db, request)
+        loaded = None if owner is None else load_customer(db, owner)
     if loaded is not None:
         return loaded[0], loaded[1], []
     created = Customer(customer_id=request.new_customer_id, created_at=message.received_at)
     return created, None, []
+
+
+def _thread_owner(db: sqlite3.Connection, request: IngestRequest) -> str | None:
+    """The customer of the thread's open or pending conversation, or of its resolved one
+    while the message would reopen it."""
+    message = request.message
+    row = db.execute(_THREAD_OWNER, (message.thread_key,)).fetchone()
+    if row is None:
+        return None
+    customer_id, state, body = row
+    if state == "resolved":
+        resolved_at = decode_conversation(body).resolved_at
+        if not within_window(resolved_at, message.received_at, request.reopen_window_s):
+            return None
+    return str(customer_id)
 
 
 def _merge_owners(
@@ -161,96 +166,7 @@ def _update_profile(
         customer.attributes = {**customer.attributes, **message.customer_attributes}
 
 
-# --- steps 3 to 5: conversation, backlog, history ---------------------------------------
-
-
-def _route(
-    db: sqlite3.Connection, request: IngestRequest, customer_id: str
-) -> tuple[Conversation, BacklogItem]:
-    message, decision = request.message, request.decision
-    row = db.execute(_OPEN_CONVERSATION, (customer_id, message.thread_key)).fetchone()
-    if row is None:
-        conversation = Conversation(
-            conversation_id=request.new_conversation_id,
-            customer_id=customer_id,
-            channel=message.channel,
-            source=message.source,
-            thread=message.thread,
-            queue=decision.queue,
-            priority=decision.priority,
-            deadline=decision.deadline,
-            message_count=1,
-            created_at=message.received_at,
-            updated_at=message.received_at,
-        )
-        item = _new_item(db, request, conversation)
-        db.execute(
-            _NEW_CONVERSATION,
-            (
-                conversation.conversation_id,
-                customer_id,
-                message.thread_key,
-                conversation.state,
-                item.item_id,
-                encode(conversation),
-            ),
-        )
-        return conversation, item
-    body, old_score, waiting = row
-    conversation = decode_conversation(body)
-    conversation.customer_id = customer_id
-    conversation.state = "open"
-    conversation.message_count += 1
-    conversation.updated_at = max(conversation.updated_at, message.received_at)
-    if waiting is None:
-        conversation.queue = decision.queue
-        conversation.priority = decision.priority
-        conversation.deadline = decision.deadline
-        item = _new_item(db, request, conversation)
-    else:
-        item = _join_item(db, request, decode_item(waiting), old_score)
-    db.execute(
-        _UPDATE_CONVERSATION,
-        (conversation.state, item.item_id, encode(conversation), conversation.conversation_id),
-    )
-    return conversation, item
-
-
-def _new_item(
-    db: sqlite3.Connection, request: IngestRequest, conversation: Conversation
-) -> BacklogItem:
-    decision = request.decision
-    item = BacklogItem(
-        item_id=request.new_item_id,
-        conversation_id=conversation.conversation_id,
-        queue=decision.queue,
-        priority=decision.priority,
-        deadline=decision.deadline,
-        message_id=request.message_id,
-        reasons=list(decision.reasons),
-        created_at=request.message.received_at,
-    )
-    urgency = score(item.deadline, item.priority)
-    db.execute(_NEW_ITEM, (item.item_id, item.queue, urgency, item.conversation_id, encode(item)))
-    return item
-
-
-def _join_item(
-    db: sqlite3.Connection, request: IngestRequest, item: BacklogItem, old_score: int
-) -> BacklogItem:
-    """The waiting item carries this message, at the more urgent deadline and priority;
-    only a changed score touches the urgency index."""
-    decision = request.decision
-    item.message_id = request.message_id
-    item.deadline = min(item.deadline, decision.deadline)
-    item.priority = min(item.priority, decision.priority)
-    item.reasons = item.reasons + [r for r in decision.reasons if r not in item.reasons]
-    urgency = score(item.deadline, item.priority)
-    if urgency == old_score:
-        db.execute(_UPDATE_ITEM, (encode(item), item.item_id))
-    else:
-        db.execute(_RESCORE_ITEM, (urgency, encode(item), item.item_id))
-    return item
+# --- step 4: history ---------------------------------------------------------------------
 
 
 def _put_message(

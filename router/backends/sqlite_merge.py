@@ -16,9 +16,15 @@ _PUT_CUSTOMER = """INSERT INTO customers (customer_id, merged_into, body) VALUES
     body = excluded.body"""
 _PUT_MERGE = "INSERT INTO merges (winner, loser, body) VALUES (?, ?, ?)"
 _MOVE_TO_WINNER = (
-    "UPDATE identities SET customer_id = ? WHERE customer_id = ?",
-    "UPDATE conversations SET customer_id = ? WHERE customer_id = ?",
-    "UPDATE messages SET customer_id = ? WHERE customer_id = ?",
+    "UPDATE identities SET customer_id = ?1 WHERE customer_id = ?2",
+    "UPDATE conversations SET customer_id = ?1 WHERE customer_id = ?2",
+    "UPDATE messages SET customer_id = ?1 WHERE customer_id = ?2",
+    # the winner keeps the newer served-by record of the two
+    """INSERT INTO served_by (customer_id, at_us, agent)
+        SELECT ?1, at_us, agent FROM served_by WHERE customer_id = ?2
+        ON CONFLICT (customer_id) DO UPDATE SET at_us = excluded.at_us, agent = excluded.agent
+        WHERE excluded.at_us > served_by.at_us""",
+    "DELETE FROM served_by WHERE customer_id = ?2",
 )
 
 

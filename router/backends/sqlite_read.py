@@ -35,7 +35,10 @@ decode_merge = msgspec.json.Decoder(MergeRecord).decode
 _OWNER = "SELECT customer_id FROM identities WHERE key = ?"
 _CUSTOMER = "SELECT body FROM customers WHERE customer_id = ?"
 _MERGED_INTO = "SELECT merged_into FROM customers WHERE customer_id = ?"
-_CONVERSATION = "SELECT customer_id, body FROM conversations WHERE conversation_id = ?"
+# A conversation's item_id is its waiting_item while that item is not claimed.
+_CONVERSATION = """SELECT c.customer_id, c.body, b.item_id FROM conversations c
+    LEFT JOIN backlog b ON b.item_id = c.waiting_item AND b.released = 0
+    WHERE c.conversation_id = ?"""
 _MESSAGE = "SELECT customer_id, body FROM messages WHERE message_id = ?"
 _HISTORY_PAGE = """SELECT customer_id, body, sent_ms, message_id FROM messages
     WHERE customer_id = ? AND (sent_ms, message_id) < (?, ?)
@@ -43,8 +46,9 @@ _HISTORY_PAGE = """SELECT customer_id, body, sent_ms, message_id FROM messages
 _RECENT = """SELECT body FROM messages WHERE customer_id = ?
     ORDER BY sent_ms DESC, message_id DESC LIMIT ?"""
 _MERGES = "SELECT body FROM merges WHERE winner = ? OR loser = ? ORDER BY seq"
-_CLAIM_CONTEXT = """SELECT c.conversation_id, c.customer_id, c.body, u.body
+_CLAIM_CONTEXT = """SELECT c.conversation_id, c.customer_id, c.body, b.item_id, u.body
     FROM conversations c JOIN customers u ON u.customer_id = c.customer_id
+    LEFT JOIN backlog b ON b.item_id = c.waiting_item AND b.released = 0
     WHERE c.conversation_id IN (SELECT value FROM json_each(?))"""
 
 
@@ -78,7 +82,7 @@ def resolve(db: sqlite3.Connection, customer_id: str) -> str | None:
 
 def get_conversation(db: sqlite3.Connection, conversation_id: str) -> Conversation | None:
     row = db.execute(_CONVERSATION, (conversation_id,)).fetchone()
-    return None if row is None else _owned_conversation(row[0], row[1])
+    return None if row is None else _owned_conversation(*row)
 
 
 def get_message(db: sqlite3.Connection, message_id: str) -> StoredMessage:
@@ -110,8 +114,8 @@ def claimed_items(
     statement for the conversations and customers, one per item for the history (its
     newest message is, nearly always, the item's message)."""
     context = {
-        conversation_id: (customer_id, conversation, customer)
-        for conversation_id, customer_id, conversation, customer in db.execute(
+        conversation_id: (customer_id, conversation, waiting, customer)
+        for conversation_id, customer_id, conversation, waiting, customer in db.execute(
             _CLAIM_CONTEXT, (encode([item.conversation_id for item in items]),)
         )
     }
@@ -120,7 +124,7 @@ def claimed_items(
         found = context.get(item.conversation_id)
         if found is None:
             raise BackendUnavailable(f"backlog item {item.item_id} has no conversation or customer")
-        customer_id, conversation, customer = found
+        customer_id, conversation, waiting, customer = found
         history: list[StoredMessage] = []
         message = None
         if history_limit > 0:
@@ -132,7 +136,7 @@ def claimed_items(
         claimed.append(
             ClaimedItem(
                 item=item,
-                conversation=_owned_conversation(customer_id, conversation),
+                conversation=_owned_conversation(customer_id, conversation, waiting),
                 customer=decode_customer(customer),
                 message=message or get_message(db, item.message_id),
                 history=history,
@@ -141,10 +145,13 @@ def claimed_items(
     return claimed
 
 
-def _owned_conversation(customer_id: str, body: bytes) -> Conversation:
+def _owned_conversation(customer_id: str, body: bytes, waiting: str | None) -> Conversation:
+    """The body with the columns that are the truth: owner and waiting item."""
     conversation = decode_conversation(body)
     if conversation.customer_id != customer_id:
         conversation.customer_id = customer_id
+    if conversation.item_id != waiting:
+        conversation.item_id = waiting
     return conversation
 
 

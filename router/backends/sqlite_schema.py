@@ -19,19 +19,25 @@ Tables::
     backlog         item_id PK, queue, score (router.urgency), conversation_id,
                     released (0 waiting, 1 claimed), lease_until_ms, body = BacklogItem
     merges          seq PK (order of merging), winner, loser, body = MergeRecord
+    offers          (item_id, queue) PK: the other queues a waiting backlog item is
+                    also offered in (``ItemChange.also_offer``); a claim deletes them
+    timers          key PK (``Timer.key``), at_us (due, µs since the epoch), body = Timer
+    served_by       customer_id PK, at_us, agent: the customer's newest served-by record
 
 Indexes: identities by customer, conversations by (customer, thread key) and by
 thread key, messages by (customer, sent_ms, message_id) for history pages, waiting
 backlog items by (queue, score) (a partial index: a claim removes its entries, a
 settle has nothing left there to remove), released items by lease, merges by winner
-and by loser. Writes leave an indexed column alone unless it changes, so a message
-dirties few pages; a claim writes no conversation (``waiting_item`` is read together
-with the item's ``released``).
+and by loser, offers by (queue, item_id), timers by (at_us, key). Writes leave an
+indexed column alone unless it changes, so a message dirties few pages; a claim writes
+no conversation (``waiting_item`` is read together with the item's ``released``, and
+so is a conversation's ``item_id`` whenever one is read).
 
 Versions: 1 indexed every backlog item by (queue, released, score, item_id) and
-cleared ``waiting_item`` on claim; 2 has the partial index. A version-1 file is
-migrated in place when opened (its ``waiting_item`` values stay correct under the
-version-2 reading).
+cleared ``waiting_item`` on claim; 2 has the partial index; 3 adds ``offers``,
+``timers`` and ``served_by`` (conversation bodies gained optional fields, which older
+bodies decode to their defaults: version 0, no sla). An older file is migrated in place
+when opened (its ``waiting_item`` values stay correct under the version-2 reading).
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from pathlib import Path
 
 from router.errors import BackendUnavailable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 PRAGMAS = (
     "journal_mode = WAL",
@@ -83,6 +89,16 @@ _TABLES = (
         body BLOB NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS merges_winner ON merges (winner)",
     "CREATE INDEX IF NOT EXISTS merges_loser ON merges (loser)",
+    """CREATE TABLE IF NOT EXISTS offers (
+        item_id TEXT NOT NULL, queue TEXT NOT NULL, PRIMARY KEY (item_id, queue))
+        WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS offers_queue ON offers (queue, item_id)",
+    """CREATE TABLE IF NOT EXISTS timers (
+        key TEXT PRIMARY KEY, at_us INTEGER NOT NULL, body BLOB NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS timers_due ON timers (at_us, key)",
+    """CREATE TABLE IF NOT EXISTS served_by (
+        customer_id TEXT PRIMARY KEY, at_us INTEGER NOT NULL, agent TEXT NOT NULL)
+        WITHOUT ROWID""",
 )
 
 # From version - 1 to version: statements run in the opening transaction.
@@ -92,6 +108,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         """CREATE INDEX IF NOT EXISTS backlog_waiting ON backlog (queue, score, item_id)
             WHERE released = 0""",
     ),
+    3: (),  # new tables only: ``_TABLES`` creates them
 }
 
 

@@ -43,6 +43,8 @@ from router.models import (
 )
 
 from . import sqlite_read as read
+from . import sqlite_routing as routing
+from . import sqlite_timers as timers
 from .sqlite_database import REQUEUE_ALL, REQUEUE_EXPIRED, Database
 from .sqlite_schema import SCHEMA_VERSION
 
@@ -116,18 +118,22 @@ class SqliteStore:
     async def contexts(
         self, messages: Sequence[NormalizedMessage], *, since: datetime, limit: int
     ) -> list[RoutingContext]:
-        raise NotImplementedError
+        if not messages:
+            return []
+        return await self._call(lambda db: routing.contexts(db.db, messages, since, limit))
 
     async def update_conversation(
         self, conversation_id: str, update: ConversationUpdate
     ) -> Conversation:
-        raise NotImplementedError
+        return await self._call(lambda db: db.update_conversation(conversation_id, update))
 
     async def fire_timers(self, now: datetime, limit: int) -> list[Timer]:
-        raise NotImplementedError
+        if limit < 1:
+            return []
+        return await self._call(lambda db: db.fire_timers(now, limit))
 
     async def next_timer(self) -> datetime | None:
-        raise NotImplementedError
+        return await self._call(lambda db: timers.next_due(db.db))
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         return await self._call(lambda db: read.get_conversation(db.db, conversation_id))

@@ -13,6 +13,7 @@ import pytest
 from router.backends.sqlite_schema import SCHEMA_VERSION
 from router.backends.sqlite_store import SqliteStore
 from router.errors import InvalidMessage
+from router.models import ConversationUpdate, NormalizedMessage, Timer
 
 from .test_store import HOUR, MARIA_EMAIL, T0, claim, depth, ingest_one, request, verified
 
@@ -25,6 +26,103 @@ _V1_DDL = (
         lease_until_ms INTEGER, body BLOB NOT NULL)""",
     "CREATE INDEX backlog_urgency ON backlog (queue, released, score, item_id)",
 )
+
+
+# A version-2 file as the version-2 code wrote it: its tables and the records of one
+# message (bodies without the fields version 3 added).
+_V2_FILE = (
+    "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+    "INSERT INTO schema_version VALUES (2)",
+    "CREATE TABLE customers (customer_id TEXT PRIMARY KEY, merged_into TEXT, body BLOB NOT NULL)",
+    "CREATE TABLE identities (key TEXT PRIMARY KEY, customer_id TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE INDEX identities_customer ON identities (customer_id)",
+    """CREATE TABLE conversations (conversation_id TEXT PRIMARY KEY,
+        customer_id TEXT NOT NULL, thread_key TEXT NOT NULL, state TEXT NOT NULL,
+        waiting_item TEXT, body BLOB NOT NULL)""",
+    "CREATE INDEX conversations_customer ON conversations (customer_id, thread_key)",
+    "CREATE INDEX conversations_thread ON conversations (thread_key)",
+    """CREATE TABLE messages (message_id TEXT PRIMARY KEY, source TEXT NOT NULL,
+        external_id TEXT NOT NULL, customer_id TEXT NOT NULL, conversation_id TEXT NOT NULL,
+        sent_ms INTEGER NOT NULL, body BLOB NOT NULL, UNIQUE (source, external_id))""",
+    "CREATE INDEX messages_history ON messages (customer_id, sent_ms, message_id)",
+    """CREATE TABLE backlog (item_id TEXT PRIMARY KEY, queue TEXT NOT NULL,
+        score INTEGER NOT NULL, conversation_id TEXT NOT NULL,
+        released INTEGER NOT NULL DEFAULT 0, lease_until_ms INTEGER, body BLOB NOT NULL)""",
+    "CREATE INDEX backlog_leases ON backlog (lease_until_ms) WHERE released = 1",
+    """CREATE TABLE merges (seq INTEGER PRIMARY KEY AUTOINCREMENT, winner TEXT NOT NULL,
+        loser TEXT NOT NULL, body BLOB NOT NULL)""",
+    "CREATE INDEX merges_winner ON merges (winner)",
+    "CREATE INDEX merges_loser ON merges (loser)",
+    """CREATE INDEX backlog_waiting ON backlog (queue, score, item_id)
+        WHERE released = 0""",
+    """INSERT INTO customers VALUES ('cus_old', NULL, '{"customer_id":"cus_old",
+        "name":null,"identities":[{"kind":"email","value":"maria@example.com",
+        "verified":true}],"suggested":[],"attributes":{},
+        "created_at":"2026-01-05T09:00:01Z","merged_into":null,"merged_from":[]}')""",
+    "INSERT INTO identities VALUES ('email:maria@example.com', 'cus_old')",
+    """INSERT INTO conversations VALUES ('cnv_old', 'cus_old', 'webchat' || char(0) || 't',
+        'open', 'itm_old', '{"conversation_id":"cnv_old","customer_id":"cus_old",
+        "channel":"chat","source":"webchat","thread":"t","state":"open",
+        "queue":"default","priority":3,"deadline":"2026-01-05T10:00:00Z",
+        "message_count":1,"created_at":"2026-01-05T09:00:01Z",
+        "updated_at":"2026-01-05T09:00:01Z"}')""",
+    """INSERT INTO messages VALUES ('msg_old', 'webchat', 'e0', 'cus_old', 'cnv_old',
+        1767603600000, '{"message_id":"msg_old","conversation_id":"cnv_old",
+        "customer_id":"cus_old","channel":"chat","source":"webchat","external_id":"e0",
+        "text":"hello","sent_at":"2026-01-05T09:00:00Z",
+        "received_at":"2026-01-05T09:00:01Z"}')""",
+    """INSERT INTO backlog VALUES ('itm_old', 'default', 14140857600003, 'cnv_old', 0,
+        NULL, '{"item_id":"itm_old","conversation_id":"cnv_old","queue":"default",
+        "priority":3,"deadline":"2026-01-05T10:00:00Z","message_id":"msg_old",
+        "reasons":[],"created_at":"2026-01-05T09:00:01Z"}')""",
+)
+
+
+async def test_a_version_2_file_is_migrated_and_its_records_read(tmp_path: Path) -> None:
+    path = tmp_path / "v2.sqlite3"
+    with sqlite3.connect(path) as old:
+        for statement in _V2_FILE:
+            old.execute(statement)
+    old.close()
+
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        conversation = await store.get_conversation("cnv_old")
+        assert conversation is not None
+        assert (conversation.version, conversation.item_id, conversation.sla) == (
+            0,
+            "itm_old",
+            None,
+        )
+        joined = await ingest_one(
+            store, request("e1", verified("email", MARIA_EMAIL), thread="t", sent_at=T0)
+        )
+        assert (joined.conversation_id, joined.item_id) == ("cnv_old", "itm_old")
+        assert not joined.conversation_created
+        breach = Timer(conversation_id="cnv_old", kind="breach", ref="resolution", at=T0 + HOUR)
+        after = await store.update_conversation(
+            "cnv_old",
+            ConversationUpdate(expected_version=0, arm=[breach], served_by="agent-7", at=T0),
+        )
+        assert after.version == 1
+        assert await store.next_timer() == T0 + HOUR
+        [context] = await store.contexts([joined_message()], since=T0, limit=5)
+        assert (context.customer_id, context.last_agent) == ("cus_old", "agent-7")
+        assert await claim(store) == ["itm_old"]
+    finally:
+        await store.close()
+
+    with sqlite3.connect(path) as reopened:
+        tables = {row[0] for row in reopened.execute("SELECT name FROM sqlite_master")}
+        (version,) = reopened.execute("SELECT version FROM schema_version").fetchone()
+    reopened.close()
+    assert version == SCHEMA_VERSION == 3
+    assert {"offers", "timers", "served_by", "timers_due", "offers_queue"} <= tables
+
+
+def joined_message() -> NormalizedMessage:
+    return request("x", verified("email", MARIA_EMAIL)).message
 
 
 @pytest.fixture

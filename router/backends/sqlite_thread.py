@@ -1,0 +1,171 @@
+"""Steps 3 and 5 of ``Store.ingest`` on SQLite: the message's conversation (found on its
+thread key, reopened, or new) and the backlog item that carries it.
+
+A conversation on a thread key is looked up newest first, open or pending ones before
+resolved ones; a resolved one is reopened when the message arrives within the request's
+reopen window, else it is named as the new conversation's ``previous_conversation_id``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta
+
+from router.models import BacklogItem, Conversation, IngestRequest
+from router.urgency import PRIORITY_SLOTS, score
+
+from .sqlite_read import decode_conversation, decode_item, encode
+from .sqlite_timers import arm
+
+_ON_THREAD = """SELECT c.body, b.score, b.queue, b.body FROM conversations c
+    LEFT JOIN backlog b ON b.item_id = c.waiting_item AND b.released = 0
+    WHERE c.customer_id = ? AND c.thread_key = ?
+    ORDER BY c.state = 'resolved', c.rowid DESC LIMIT 1"""
+_NEW_CONVERSATION = """INSERT INTO conversations
+    (conversation_id, customer_id, thread_key, state, waiting_item, body)
+    VALUES (?, ?, ?, ?, ?, ?)"""
+_UPDATE_CONVERSATION = """UPDATE conversations SET state = ?, waiting_item = ?, body = ?
+    WHERE conversation_id = ?"""
+_NEW_ITEM = """INSERT INTO backlog (item_id, queue, score, conversation_id, body)
+    VALUES (?, ?, ?, ?, ?)"""
+_UPDATE_ITEM = "UPDATE backlog SET body = ? WHERE item_id = ?"
+_RESCORE_ITEM = "UPDATE backlog SET score = ?, body = ? WHERE item_id = ?"
+
+
+class Routed:
+    """Where the message went: its conversation, its item, and what happened."""
+
+    __slots__ = ("conversation", "created", "item", "reopened")
+
+    def __init__(
+        self, conversation: Conversation, item: BacklogItem, *, created: bool, reopened: bool
+    ) -> None:
+        self.conversation = conversation
+        self.item = item
+        self.created = created
+        self.reopened = reopened
+
+
+def within_window(resolved_at: datetime | None, received_at: datetime, window_s: float) -> bool:
+    """A message received at most ``window_s`` after the resolution reopens."""
+    if resolved_at is None or window_s <= 0:
+        return False
+    return received_at - resolved_at <= timedelta(seconds=window_s)
+
+
+def route(db: sqlite3.Connection, request: IngestRequest, customer_id: str) -> Routed:
+    message = request.message
+    row = db.execute(_ON_THREAD, (customer_id, message.thread_key)).fetchone()
+    if row is None:
+        return _new_conversation(db, request, customer_id, previous=None)
+    body, old_score, queue, waiting = row
+    conversation = decode_conversation(body)
+    reopened = False
+    if conversation.state == "resolved":
+        if not within_window(
+            conversation.resolved_at, message.received_at, request.reopen_window_s
+        ):
+            return _new_conversation(db, request, customer_id, conversation.conversation_id)
+        conversation.resolved_at = None
+        reopened = True
+    conversation.customer_id = customer_id
+    conversation.state = "open"
+    conversation.message_count += 1
+    conversation.updated_at = max(conversation.updated_at, message.received_at)
+    if waiting is not None:
+        item = decode_item(waiting)
+        item.queue = queue
+        _join_item(db, request, item, old_score)
+    elif reopened:  # the conversation keeps its routing; the new item waits in its queue
+        item = _new_item(db, request, conversation.conversation_id, conversation.queue)
+    else:
+        decision = request.decision
+        conversation.queue = decision.queue
+        conversation.priority = decision.priority
+        conversation.deadline = decision.deadline
+        item = _new_item(db, request, conversation.conversation_id, decision.queue)
+    conversation.item_id = item.item_id
+    db.execute(
+        _UPDATE_CONVERSATION,
+        (conversation.state, item.item_id, encode(conversation), conversation.conversation_id),
+    )
+    return Routed(conversation, item, created=False, reopened=reopened)
+
+
+def _new_conversation(
+    db: sqlite3.Connection, request: IngestRequest, customer_id: str, previous: str | None
+) -> Routed:
+    message, decision = request.message, request.decision
+    conversation = Conversation(
+        conversation_id=request.new_conversation_id,
+        customer_id=customer_id,
+        channel=message.channel,
+        source=message.source,
+        thread=message.thread,
+        queue=decision.queue,
+        priority=decision.priority,
+        deadline=decision.deadline,
+        message_count=1,
+        created_at=message.received_at,
+        updated_at=message.received_at,
+        version=1,
+        item_id=request.new_item_id,
+        previous_conversation_id=previous,
+        skills=list(decision.skills),
+        tags=list(decision.tags),
+        sla=decision.sla,
+    )
+    item = _new_item(db, request, conversation.conversation_id, decision.queue)
+    db.execute(
+        _NEW_CONVERSATION,
+        (
+            conversation.conversation_id,
+            customer_id,
+            message.thread_key,
+            conversation.state,
+            item.item_id,
+            encode(conversation),
+        ),
+    )
+    arm(db, decision.timers)
+    return Routed(conversation, item, created=True, reopened=False)
+
+
+def _new_item(
+    db: sqlite3.Connection, request: IngestRequest, conversation_id: str, queue: str
+) -> BacklogItem:
+    decision = request.decision
+    item = BacklogItem(
+        item_id=request.new_item_id,
+        conversation_id=conversation_id,
+        queue=queue,
+        priority=decision.priority,
+        deadline=decision.deadline,
+        message_id=request.message_id,
+        reasons=list(decision.reasons),
+        created_at=request.message.received_at,
+    )
+    urgency = decision.score if decision.score is not None else score(item.deadline, item.priority)
+    db.execute(_NEW_ITEM, (item.item_id, item.queue, urgency, item.conversation_id, encode(item)))
+    return item
+
+
+def _join_item(
+    db: sqlite3.Connection, request: IngestRequest, item: BacklogItem, old_score: int
+) -> None:
+    """The waiting item carries this message, at the more urgent deadline part and
+    priority; only a changed score touches the urgency index."""
+    decision = request.decision
+    new_score = decision.score
+    if new_score is None:
+        new_score = score(decision.deadline, decision.priority)
+    item.message_id = request.message_id
+    item.deadline = min(item.deadline, decision.deadline)
+    item.priority = min(item.priority, decision.priority)
+    item.reasons = item.reasons + [r for r in decision.reasons if r not in item.reasons]
+    part = min(old_score // PRIORITY_SLOTS, new_score // PRIORITY_SLOTS)
+    urgency = part * PRIORITY_SLOTS + item.priority
+    if urgency == old_score:
+        db.execute(_UPDATE_ITEM, (encode(item), item.item_id))
+    else:
+        db.execute(_RESCORE_ITEM, (urgency, encode(item), item.item_id))
