@@ -43,6 +43,12 @@ def detect(text: str) -> str | None:
     return str(code)
 
 
+def load() -> None:
+    """Load the model now (at start-up, when rules use the language) instead of on the
+    first message that needs it."""
+    _model()
+
+
 def _has_letters(text: str, needed: int) -> bool:
     for char in text:
         if char.isalpha():

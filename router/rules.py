@@ -381,7 +381,18 @@ class RuleSet:
             isinstance(c, _Language) for rule in self._rules for c in rule.conditions
         )
         """Whether some rule asks for the message's language (the detector's model then
-        deserves loading at start-up rather than on the first message)."""
+        deserves loading at start-up, ``router.language.load``, not on the first message)."""
+        self.repeat_window_s: float = max(
+            (
+                c.within.total_seconds()
+                for rule in self._rules
+                for c in rule.conditions
+                if isinstance(c, _Repeat)
+            ),
+            default=0.0,
+        )
+        """The longest ``match.repeat.within_s``: how far back ``RoutingContext.recent``
+        must reach."""
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -36,6 +36,12 @@ def test_detection_is_deterministic() -> None:
     assert {detect(text) for _ in range(5)} == {"es"}
 
 
+def test_load_loads_the_model_ahead_of_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(language, "_identifier", None)
+    language.load()
+    assert language._identifier is not None
+
+
 def test_a_long_text_is_classified_from_its_beginning() -> None:
     assert detect("Mi pedido no ha llegado todavía. " * 500) == "es"
 

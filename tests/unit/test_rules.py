@@ -364,6 +364,21 @@ def test_repeat_counts_recent_messages_in_the_window_plus_this_one() -> None:
     assert run(rs, facts(recent=[NOW - timedelta(minutes=1)])).matched == ()
 
 
+def test_the_ruleset_knows_how_far_back_repeat_looks() -> None:
+    rs = ruleset(
+        """
+        [[rules]]
+        name = "a"
+        match.repeat = { count = 2, within_s = 600 }
+        [[rules]]
+        name = "b"
+        match.repeat = { count = 3, within_s = 86400.5 }
+        """
+    )
+    assert rs.repeat_window_s == 86400.5
+    assert ruleset('[[rules]]\nname = "c"').repeat_window_s == 0.0
+
+
 def test_repeat_of_one_is_every_message() -> None:
     rs = ruleset('[[rules]]\nname = "once"\nmatch.repeat = { count = 1, within_s = 1 }')
     assert run(rs, facts()).matched == ("once",)
