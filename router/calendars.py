@@ -10,7 +10,8 @@ arithmetic walks those UTC intervals date by date, never second by second.
 
 Because boundaries are converted per date, DST is exact: a 09:00-17:00 day stays eight
 hours on either side of a change, and an interval that spans the change counts the real
-elapsed seconds (00:00-06:00 on the spring-forward night is five hours). A boundary is
+elapsed seconds (00:00-06:00 is five hours on the spring-forward night, seven on the
+fall-back one). A boundary is
 *the first instant at which the wall clock shows that time or later*:
 
 - a time that does not exist (inside a spring-forward gap, e.g. 02:30 in Madrid on the
@@ -19,6 +20,8 @@ elapsed seconds (00:00-06:00 on the spring-forward night is five hours). A bound
 - an ambiguous time (inside the repeated fall-back hour) resolves to its first occurrence.
 
 Intervals are half-open, ``[start, end)``: a calendar is closed at the instant it closes.
+Results are UTC, exact to the microsecond. A search that meets ``MAX_CLOSED_DAYS`` closed
+dates in a row (say, every open weekday listed in ``closed``) raises ValueError.
 ``ALWAYS`` (named ``always``, 24x7 in UTC) is built in and cannot be redefined.
 """
 
