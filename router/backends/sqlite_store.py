@@ -12,7 +12,10 @@ key; a waiting item takes the more urgent deadline and, separately, the more urg
 priority. A message of a batch that cannot be stored (its text cannot be encoded, an id
 drawn twice) is rolled back alone, the rest commit, and ``ingest`` then raises
 ``InvalidMessage`` naming its position: retrying the batch returns the stored ones as
-duplicates. History cursors are ``<sent_ms>:<message_id>``.
+duplicates. History cursors are ``<sent_ms>:<message_id>``. The routing half
+(``update_conversation``, timers, contexts) is in ``sqlite_routing`` and
+``sqlite_timers``; the readings both stores share are pinned in
+``tests/contract/test_store_routing.py``.
 """
 
 from __future__ import annotations
