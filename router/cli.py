@@ -1,4 +1,4 @@
-"""``omniroute``: serve, check-config."""
+"""``omniroute``: serve, check-config, simulate."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from router import __version__
 from router import logging as logs
 from router.errors import ConfigError
 from router.settings import Settings, describe, load
+from router.simulate import command as simulate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
     check.add_argument("file", type=Path)
     check.set_defaults(handler=_check)
+    simulate.add_parser(sub)
     return parser
 
 
