@@ -122,7 +122,7 @@ _CELL = "{:>6} {:>5} {:>6} {:>6} {:>6}"
 
 
 def _header(summaries: list[Summary]) -> str:
-    top = f"{'':<12}{'':>7}" + "".join(f" | {s.ordering:^34}" for s in summaries)
+    top = (f"{'':<12}{'':>7}" + "".join(f" | {s.ordering:^34}" for s in summaries)).rstrip()
     sub = f"{'queue':<12}{'prio':>4}{'n':>5}" + "".join(
         " | " + _CELL.format("attain", "brch", "p50", "p95", "max") for _ in summaries
     )
