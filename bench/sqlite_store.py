@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from workload import PHASE_MEASURE, Workload
 
 from router.backends.sqlite_store import SqliteStore
-from router.models import IngestRequest
+from router.ids import new_suffix
+from router.models import IngestRequest, RoutingContext
 from router.pipeline import decode_message, normalize, request
 from router.routing import DefaultPolicy
 
@@ -39,7 +40,11 @@ def requests(count: int, seed: int) -> list[IngestRequest]:
     for n in range(count):
         message = decode_message(workload.body(b"micro-%d" % n, PHASE_MEASURE, 0.0))
         normalized = normalize(message, received_at=datetime.now(UTC), default_region="ES")
-        built.append(request(normalized, policy.decide(normalized)))
+        suffix = new_suffix()
+        decision = policy.decide(
+            normalized, RoutingContext(), conversation_id=f"con_{suffix}", item_id=f"itm_{suffix}"
+        )
+        built.append(request(normalized, decision, suffix=suffix))
     return built
 
 

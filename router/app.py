@@ -2,8 +2,8 @@
 
 ``create_app(settings)`` builds the aiohttp application; each resource is one cleanup
 context (opened in order at start-up, closed in reverse at shutdown): the API token,
-the store, the broker, the ingest pipeline, the dispatcher, the inbound consumer, and
-the agent sockets.
+the store, the broker, the conversation service, the ingest pipeline, the dispatcher,
+the escalation timers, the inbound consumer, and the agent sockets.
 """
 
 from __future__ import annotations
@@ -14,17 +14,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import structlog
 from aiohttp import WSCloseCode, web
 
+from router import language
 from router.clock import Clock, SystemClock
+from router.conversations import Conversations, Escalations
 from router.dispatch_thread import DispatchThread
 from router.dispatcher import Dispatcher
-from router.http import customers, messages, openapi, ops, queues
+from router.http import conversations, customers, messages, openapi, ops, queues
 from router.http.auth import auth_middleware, resolve_token
 from router.http.keys import (
     BROKER,
     CLOCK,
+    CONVERSATIONS,
     DISPATCHER,
+    ESCALATIONS,
     INGESTOR,
     METRICS,
+    POLICY,
     SETTINGS,
     SOCKETS,
     STORE,
@@ -34,26 +39,44 @@ from router.http.responses import error_middleware
 from router.metrics import Metrics
 from router.models import IngestResult
 from router.pipeline import Ingestor
+from router.policy import load_policy
 from router.ports import Broker, Store
-from router.routing import DefaultPolicy
 from router.settings import Settings, masked_url
 
 log = structlog.get_logger("router.app")
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+RUN_TIMERS = web.AppKey("run_timers", bool)
+
+
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, run_timers: bool = True
+) -> web.Application:
+    """The daemon's application. ``run_timers=False`` leaves firing the escalation
+    timers to the caller (``app[ESCALATIONS].fire_due()``: tests on a manual clock)."""
     app = web.Application(
         client_max_size=settings.http.max_body_bytes,
         middlewares=[error_middleware, auth_middleware],
     )
     app[SETTINGS] = settings
+    app[POLICY] = load_policy(settings)
+    app[RUN_TIMERS] = run_timers
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics()
     app[SOCKETS] = set()
-    for table in (ops.routes, messages.routes, customers.routes, queues.routes, openapi.routes):
-        app.router.add_routes(table)
+    for module in (ops, messages, customers, conversations, queues, openapi):
+        app.router.add_routes(module.routes)
     app.cleanup_ctx.extend(
-        [_token_ctx, _store_ctx, _broker_ctx, _ingest_ctx, _dispatch_ctx, _inbound_ctx]
+        [
+            _token_ctx,
+            _store_ctx,
+            _broker_ctx,
+            _conversations_ctx,
+            _ingest_ctx,
+            _dispatch_ctx,
+            _escalation_ctx,
+            _inbound_ctx,
+        ]
     )
     app.on_shutdown.append(_close_sockets)
     return app
@@ -76,6 +99,8 @@ def build_backends(settings: Settings) -> tuple[Store, Broker]:
 
 
 async def _token_ctx(app: web.Application) -> AsyncIterator[None]:
+    if app[POLICY].rules.uses_language:  # the detector's model loads once, now
+        await asyncio.to_thread(language.load)
     app[TOKEN] = resolve_token(app[SETTINGS].api.token, app[SETTINGS].data.dir)
     yield
 
@@ -103,22 +128,31 @@ async def _broker_ctx(app: web.Application) -> AsyncIterator[None]:
         await broker.close()
 
 
+async def _conversations_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[CONVERSATIONS] = Conversations(
+        store=app[STORE],
+        broker=app[BROKER],
+        clock=app[CLOCK],
+        config=app[POLICY].lifecycle,
+        metrics=app[METRICS],
+        on_queued=lambda queue: app[DISPATCHER].wake(queue),  # noqa: PLW0108 — DISPATCHER is set later
+    )
+    yield
+
+
 async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    routing = settings.routing
     ingestor = Ingestor(
         store=app[STORE],
-        policy=DefaultPolicy(
-            queue=routing.default_queue,
-            priority=routing.default_priority,
-            first_response_s=routing.first_response_s,
-        ),
+        policy=app[POLICY],
         clock=app[CLOCK],
         metrics=app[METRICS],
         default_region=settings.identity.default_region or None,
         batch_max=settings.dispatch.batch_max,
+        reopen_window_s=settings.routing.reopen_window_s,
         on_queued=lambda queue: app[DISPATCHER].wake(queue),  # noqa: PLW0108 — DISPATCHER is set later
         on_merged=lambda result: _on_merged(app, result),
+        on_stored=app[CONVERSATIONS].customer_message,
     )
     app[INGESTOR] = ingestor
     try:
@@ -165,6 +199,17 @@ async def _threaded_dispatcher(
         await store.close()
 
     return _dispatcher(app, store, broker), close
+
+
+async def _escalation_ctx(app: web.Application) -> AsyncIterator[None]:
+    escalations = Escalations(store=app[STORE], conversations=app[CONVERSATIONS], clock=app[CLOCK])
+    app[ESCALATIONS] = escalations
+    if app[RUN_TIMERS]:
+        escalations.start()
+    try:
+        yield
+    finally:
+        await escalations.stop()
 
 
 async def _inbound_ctx(app: web.Application) -> AsyncIterator[None]:

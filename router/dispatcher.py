@@ -22,7 +22,9 @@ taken within about the horizon, and a change of urgency in the backlog (an escal
 a new message, a transfer) reaches consumers within it too. The rate is measured from
 the ready count after each publish; while consumers keep up the window may double
 towards that cap, and each reading that finds ``ready_depth`` or more items waiting
-halves it. No consumer at all resets it to ``ready_depth``.
+halves it. A queue without any consumer gets a window of 0: nothing is released
+into it, so its items stay in the backlog where escalation, transfer and overflow can
+still move them; the lane looks again every ``poll_ms``.
 
 Lanes are made on demand: a wake for a queue without one (an agent's personal queue,
 an overflow target) starts it, and the lease sweeper starts one for any queue the
@@ -142,7 +144,7 @@ class Dispatcher:
         self._spawn(self._sweep(), "dispatch:leases")
 
     def _add_lane(self, queue: str) -> _Lane:
-        lane = self._lanes[queue] = _Lane(queue, self._settings.ready_depth)
+        lane = self._lanes[queue] = _Lane(queue, 0)  # until a reading finds consumers
         self._spawn(self._claimer(lane), f"dispatch:{queue}:claim")
         self._spawn(self._publisher(lane), f"dispatch:{queue}:publish")
         return lane
@@ -189,6 +191,7 @@ class Dispatcher:
     async def _claimer(self, lane: _Lane) -> None:
         poll_s = self._settings.poll_ms / 1000
         try:
+            await self._refresh(lane)
             while not self._stopping.is_set():
                 lane.wake.clear()
                 outcome = await self._claim_round(lane)
@@ -197,7 +200,7 @@ class Dispatcher:
                 if outcome == "full":
                     # Waiting for consumers to drain, not for new messages (which keep
                     # waking us under load): look at the queue again shortly.
-                    await self._pause(min(poll_s, FULL_RECHECK_S))
+                    await self._pause(min(poll_s, FULL_RECHECK_S) if lane.window else poll_s)
                     await self._refresh(lane)
                     continue
                 with contextlib.suppress(TimeoutError):
@@ -241,8 +244,13 @@ class Dispatcher:
         if lane.pending:
             return  # the publisher reads the depth after each batch
         with contextlib.suppress(BackendUnavailable):
-            lane.ready = (await self._broker.depth(lane.queue)).ready
+            depth = await self._broker.depth(lane.queue)
+            lane.ready = depth.ready
             lane.observe(lane.ready)
+            if not depth.consumers:
+                lane.window = 0
+            elif not lane.window:
+                lane.window = self._settings.ready_depth
 
     # --- publishing ---------------------------------------------------------------
 
@@ -311,7 +319,7 @@ class Dispatcher:
         horizon_s = self._settings.release_horizon_ms / 1000
         cap = min(max(math.ceil(lane.rate * horizon_s), floor), self._settings.batch_max)
         if not depth.consumers:
-            lane.window = floor
+            lane.window = 0
         elif depth.ready >= floor:
             lane.window = max(min(lane.window // 2, cap), floor)
         else:

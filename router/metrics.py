@@ -43,3 +43,21 @@ class Metrics:
         self.merges = Counter(
             "omniroute_customer_merges", "Customer merges.", ["trigger"], registry=self.registry
         )
+        self.events = Counter(
+            "omniroute_events",
+            "Events published to omniroute.events, by routing key.",
+            ["routing_key"],
+            registry=self.registry,
+        )
+        self.timers_fired = Counter(
+            "omniroute_timers_fired",
+            "Escalation timers fired (warning, breach, overflow, sticky).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.timer_lateness = Histogram(
+            "omniroute_timer_lateness_seconds",
+            "How long after its due time a timer was applied.",
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )

@@ -5,8 +5,8 @@ dispatcher. Connectors and the inbound AMQP consumer both enter through ``Ingest
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
 
 import msgspec
 import structlog
@@ -17,7 +17,14 @@ from router.errors import InputError, InvalidMessage
 from router.identity import normalize_all
 from router.ids import new_suffix
 from router.metrics import Metrics
-from router.models import Decision, InboundMessage, IngestRequest, IngestResult, NormalizedMessage
+from router.models import (
+    Decision,
+    InboundMessage,
+    IngestRequest,
+    IngestResult,
+    NormalizedMessage,
+    RoutingContext,
+)
 from router.ports import Store
 from router.routing import Policy
 
@@ -63,10 +70,16 @@ def normalize(
     )
 
 
-def request(message: NormalizedMessage, decision: Decision) -> IngestRequest:
+def request(
+    message: NormalizedMessage,
+    decision: Decision,
+    *,
+    suffix: str | None = None,
+    reopen_window_s: float = 0.0,
+) -> IngestRequest:
     """The store request for a message: one id suffix, from which the ids of everything
     the message may create derive (it creates at most one of each)."""
-    suffix = new_suffix()
+    suffix = suffix or new_suffix()
     return IngestRequest(
         message=message,
         decision=decision,
@@ -74,7 +87,12 @@ def request(message: NormalizedMessage, decision: Decision) -> IngestRequest:
         new_customer_id=f"cus_{suffix}",
         new_conversation_id=f"con_{suffix}",
         new_item_id=f"itm_{suffix}",
+        reopen_window_s=reopen_window_s,
     )
+
+
+CONTEXT_RECENT_LIMIT = 100
+"""Most recent-message times read for the rules' repeat-contact conditions."""
 
 
 class Ingestor:
@@ -87,18 +105,30 @@ class Ingestor:
         metrics: Metrics,
         default_region: str | None,
         batch_max: int,
+        reopen_window_s: float,
         on_queued: Callable[[str], None],
         on_merged: Callable[[IngestResult], None],
+        on_stored: Callable[[IngestResult, bool], Awaitable[None]] | None = None,
     ) -> None:
+        self._store = store
         self._policy = policy
         self._clock = clock
         self._metrics = metrics
         self._region = default_region
+        self._reopen_window_s = reopen_window_s
         self._on_queued = on_queued
         self._on_merged = on_merged
+        self._on_stored = on_stored
         self._batcher: Batcher[IngestRequest, IngestResult] = Batcher(
             store.ingest, max_batch=batch_max
         )
+        self._contexts: Batcher[NormalizedMessage, RoutingContext] = Batcher(
+            self._read_contexts, max_batch=batch_max
+        )
+
+    async def _read_contexts(self, messages: Sequence[NormalizedMessage]) -> list[RoutingContext]:
+        since = self._clock.now() - timedelta(seconds=self._policy.context_window_s)
+        return await self._store.contexts(messages, since=since, limit=CONTEXT_RECENT_LIMIT)
 
     def normalize(self, message: InboundMessage) -> NormalizedMessage:
         return normalize(message, received_at=self._clock.now(), default_region=self._region)
@@ -121,7 +151,16 @@ class Ingestor:
         except InvalidMessage:
             self._metrics.messages.labels(message.channel, "rejected").inc()
             raise
-        result = await self._batcher.submit(request(normalized, self._policy.decide(normalized)))
+        context = await self._contexts.submit(normalized)
+        suffix = new_suffix()
+        decision = self._policy.decide(
+            normalized, context, conversation_id=f"con_{suffix}", item_id=f"itm_{suffix}"
+        )
+        result = await self._batcher.submit(
+            request(normalized, decision, suffix=suffix, reopen_window_s=self._reopen_window_s)
+        )
+        if self._on_stored is not None:  # the clocks of an existing conversation move
+            await self._on_stored(result, result.item_id == f"itm_{suffix}")
         self._after(normalized, result, started)
         return result
 
@@ -150,3 +189,4 @@ class Ingestor:
 
     async def close(self) -> None:
         await self._batcher.close()
+        await self._contexts.close()

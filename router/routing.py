@@ -1,8 +1,8 @@
 """The routing seam: a ``Policy`` decides queue, priority and deadline for a message.
 
-This is the spine's policy: every message goes to one queue with one priority and a
-deadline from one first-response target. The rules and SLA engine plugs in here by
-implementing the same protocol.
+``router.policy.RoutingPolicy`` (rules, SLA clocks, calendars, sticky routing) is the
+daemon's. ``DefaultPolicy`` is the simplest one that fits: one queue, one priority, a
+deadline from one first-response target (benchmarks and tests use it).
 """
 
 from __future__ import annotations
@@ -10,14 +10,31 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Protocol
 
-from router.models import Decision, NormalizedMessage, Reason
+from router.models import Decision, NormalizedMessage, Reason, RoutingContext
 
 
 class Policy(Protocol):
-    def decide(self, message: NormalizedMessage) -> Decision: ...
+    @property
+    def context_window_s(self) -> float:
+        """How far back ``RoutingContext.recent`` must reach for this policy's rules."""
+        ...
+
+    def decide(
+        self,
+        message: NormalizedMessage,
+        context: RoutingContext,
+        *,
+        conversation_id: str,
+        item_id: str,
+    ) -> Decision:
+        """Where a message opening a new conversation ``conversation_id`` (its backlog
+        item ``item_id``) goes; for a message joining a conversation, what it adds."""
+        ...
 
 
 class DefaultPolicy:
+    context_window_s = 0.0
+
     def __init__(self, *, queue: str, priority: int, first_response_s: int) -> None:
         self._queue = queue
         self._priority = priority
@@ -32,7 +49,14 @@ class DefaultPolicy:
             ),
         ]
 
-    def decide(self, message: NormalizedMessage) -> Decision:
+    def decide(
+        self,
+        message: NormalizedMessage,
+        context: RoutingContext,
+        *,
+        conversation_id: str,
+        item_id: str,
+    ) -> Decision:
         return Decision(
             queue=self._queue,
             priority=self._priority,

@@ -255,7 +255,13 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Sett
         _check_cross(sections, problems)
     if problems:
         raise ConfigError(problems)
-    return Settings(**sections)
+    settings = Settings(**sections)
+    from router.policy import policy_problems  # the policy module reads these settings
+
+    problems = policy_problems(settings)
+    if problems:
+        raise ConfigError(problems)
+    return settings
 
 
 def _read_toml(path: Path, problems: list[str]) -> dict[str, Any]:

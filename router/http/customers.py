@@ -1,4 +1,4 @@
-"""Customers (profile, lookup, unified history, merge) and conversations."""
+"""Customers: profile, lookup, unified history, merge."""
 
 from __future__ import annotations
 
@@ -65,14 +65,6 @@ async def merge(request: web.Request) -> web.Response:
     request.app[METRICS].merges.labels("api").inc()
     await publish_merge(request.app, record)
     return json_response({"merge": record, "customer": await store.get_customer(record.winner)})
-
-
-@routes.get("/v1/conversations/{id}")
-async def conversation(request: web.Request) -> web.Response:
-    found = await request.app[STORE].get_conversation(request.match_info["id"])
-    if found is None:
-        raise NotFound(f"no conversation {request.match_info['id']!r}")
-    return json_response(found)
 
 
 async def publish_merge(app: web.Application, record: MergeRecord) -> None:

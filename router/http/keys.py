@@ -5,10 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from router.clock import Clock
+from router.conversations import Conversations, Escalations
 from router.dispatch_thread import DispatchThread
 from router.dispatcher import Dispatcher
 from router.metrics import Metrics
 from router.pipeline import Ingestor
+from router.policy import RoutingPolicy
 from router.ports import Broker, Store
 from router.settings import Secret, Settings
 
@@ -18,6 +20,9 @@ METRICS = web.AppKey("metrics", Metrics)
 STORE = web.AppKey("store", Store)
 BROKER = web.AppKey("broker", Broker)
 INGESTOR = web.AppKey("ingestor", Ingestor)
+POLICY = web.AppKey("policy", RoutingPolicy)
+CONVERSATIONS = web.AppKey("conversations", Conversations)
+ESCALATIONS = web.AppKey("escalations", Escalations)
 DISPATCHER: web.AppKey[Dispatcher | DispatchThread] = web.AppKey("dispatcher")
 TOKEN = web.AppKey("token", Secret)
 SOCKETS: web.AppKey[set[web.WebSocketResponse[bool]]] = web.AppKey("sockets")

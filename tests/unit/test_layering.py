@@ -21,6 +21,14 @@ PURE = [
     "pipeline.py",
     "dispatcher.py",
     "batching.py",
+    "calendars.py",
+    "sla.py",
+    "lifecycle.py",
+    "rules.py",
+    "language.py",
+    "policy.py",
+    "queue_spec.py",
+    "conversations.py",
 ]
 FORBIDDEN = (
     "aiohttp",

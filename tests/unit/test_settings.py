@@ -106,7 +106,7 @@ def test_policy_tables_and_routing_options(tmp_path: Path) -> None:
     path.write_text(
         "[routing]\nmax_wait_s = [60, 120, 240, 480, 960]\nsticky_days = 7\n"
         '[queues.billing]\ncalendar = "always"\n'
-        '[calendars.madrid]\ntimezone = "Europe/Madrid"\n'
+        '[calendars.madrid]\ntimezone = "Europe/Madrid"\nhours = { mon = ["09:00-17:00"] }\n'
         '[[rules]]\nname = "vip"\n'
     )
     settings = load(path, env={})
@@ -124,3 +124,26 @@ def test_policy_tables_have_the_right_shape(tmp_path: Path) -> None:
     text = str(caught.value)
     assert "[rules]: must be an array of tables" in text
     assert "routing.max_wait_s" in text
+
+
+def test_check_config_names_every_bad_rule_queue_and_calendar(tmp_path: Path) -> None:
+    path = tmp_path / "omniroute.toml"
+    path.write_text(
+        '[queues.billing]\ncalendar = "mars"\noverflow = { to = "nowhere", after_s = 60 }\n'
+        '[calendars.madrid]\ntimezone = "Europe/Madrid"\n'
+        'hours = { mon = ["09:00-13:00", "12:00-17:00"] }\n'
+        '[[rules]]\nname = "r"\nmatch.regex = ["(unclosed"]\nthen.queue = "billling"\n'
+        'then.sla = "gold"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(path, env={})
+    text = str(caught.value)
+    for key in (
+        "queues.billing.calendar",
+        "queues.billing.overflow.to",
+        "calendars.madrid.hours.mon",
+        "rules[0].match.regex",
+        "rules[0].then.queue",
+        "rules[0].then.sla",
+    ):
+        assert key in text, key
