@@ -443,3 +443,8 @@ class WorkItem(msgspec.Struct, kw_only=True):
     reasons: list[Reason]
     created_at: datetime
     released_at: datetime
+    clocks: list[SlaClock] = []
+    """The conversation's SLA clocks when the item was released (due, status, ...)."""
+    skills: list[str] = []
+    """Skills the routing rules require of the agent who takes it."""
+    tags: list[str] = []

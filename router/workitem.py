@@ -21,6 +21,7 @@ _encoder = msgspec.json.Encoder()
 
 def build(claimed: ClaimedItem, *, released_at: datetime) -> WorkItem:
     item, message, customer = claimed.item, claimed.message, claimed.customer
+    conversation = claimed.conversation
     return WorkItem(
         item_id=item.item_id,
         conversation_id=item.conversation_id,
@@ -47,6 +48,9 @@ def build(claimed: ClaimedItem, *, released_at: datetime) -> WorkItem:
         reasons=item.reasons,
         created_at=item.created_at,
         released_at=released_at,
+        clocks=conversation.sla.clocks if conversation.sla is not None else [],
+        skills=conversation.skills,
+        tags=conversation.tags,
     )
 
 

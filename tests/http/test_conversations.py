@@ -106,6 +106,8 @@ async def test_rules_decide_queue_priority_and_reasons(app_client: Client) -> No
     async with app_client.ws_connect("/v1/queues/billing/subscribe", headers=AUTH) as ws:
         frame = await asyncio.wait_for(ws.receive_json(), 10)
         await ws.send_json({"ack": frame["item"]["item_id"]})
+    assert [c["kind"] for c in frame["item"]["clocks"]] == ["first_response", "resolution"]
+    assert frame["item"]["tags"] == ["billing"]
     reasons = {(r["kind"], r["name"]) for r in frame["item"]["reasons"]}
     assert {("rule", "vip"), ("rule", "billing-words"), ("sla", "standard")} <= reasons
 

@@ -29,6 +29,15 @@ PURE = [
     "policy.py",
     "queue_spec.py",
     "conversations.py",
+    "simulate/adapter.py",
+    "simulate/agents.py",
+    "simulate/backlog.py",
+    "simulate/engine.py",
+    "simulate/generate.py",
+    "simulate/prepare.py",
+    "simulate/report.py",
+    "simulate/simulation.py",
+    "simulate/traffic.py",
 ]
 FORBIDDEN = (
     "aiohttp",
