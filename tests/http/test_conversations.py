@@ -222,3 +222,31 @@ async def test_a_message_after_resolution_reopens_within_the_window(
     view = await conversation(app_client, conv)
     assert view["state"] == "open"
     assert clock_of(view, "next_response")["status"] == "running"
+
+
+async def test_sticky_routing_offers_a_returning_customer_to_their_agent_first(
+    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
+    env: dict[str, str],
+    tmp_path: Path,
+    clock: ManualClock,
+) -> None:
+    path = tmp_path / "sticky.toml"
+    options = "[routing]\nsticky_days = 7\nreopen_window_s = 3600\n"
+    path.write_text(POLICY.replace("[routing]\n", options))
+    client = await aiohttp_client(create_app(load(path, env=env), clock=clock, run_timers=False))
+    conv = (await post(client, message()))["conversation_id"]
+    await event(client, conv, type="replied", agent_id="ana")
+    await event(client, conv, type="resolved", agent_id="ana")
+    clock.advance(2 * 86400)  # past the reopen window: a new conversation
+    again = await post(client, message(external_id="back", thread="chat-session-78"))
+    assert again["queue"] == "agent.ana"
+    view = await conversation(client, again["conversation_id"])
+    assert view["queue"] == "agent.ana"
+    clock.advance(121)  # nobody took it: back to the team queue
+    await client.server.app[ESCALATIONS].fire_due()
+    view = await conversation(client, again["conversation_id"])
+    assert view["queue"] == "default"
+    async with client.ws_connect("/v1/queues/default/subscribe", headers=AUTH) as ws:
+        frame = await asyncio.wait_for(ws.receive_json(), 10)
+        await ws.send_json({"ack": frame["item"]["item_id"]})
+    assert frame["item"]["conversation_id"] == again["conversation_id"]
