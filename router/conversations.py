@@ -39,6 +39,8 @@ TICK_S = 0.2
 """Longest a timer waits to be noticed: a timer armed by another router is seen on the
 next tick."""
 FIRE_BATCH = 500
+FIRE_CONCURRENCY = 50
+"""Timers applied at once (each is a read, a compare-and-set and a publish)."""
 
 _encoder = msgspec.json.Encoder()
 Decide = Callable[[Conversation], Outcome]
@@ -174,16 +176,25 @@ class Escalations:
         fired = 0
         while True:
             due = await self._store.fire_timers(now or self._clock.now(), FIRE_BATCH)
-            for timer in due:
-                try:
-                    await self._conversations.fire(timer)
-                except BackendUnavailable as exc:
-                    log.warning("timer.failed", kind=timer.kind, error=exc.message)
-                except Exception:  # a bug must not stop escalation
-                    log.exception("timer.failed", kind=timer.kind)
+            # Applied concurrently (each is a few round trips): a burst of timers due at
+            # once, such as every clock of a queue at opening time, is not applied one
+            # round trip after another. Two timers of one conversation meet at its
+            # compare-and-set, and the second one re-reads.
+            for start in range(0, len(due), FIRE_CONCURRENCY):
+                await asyncio.gather(
+                    *(self._fire(t) for t in due[start : start + FIRE_CONCURRENCY])
+                )
             fired += len(due)
             if len(due) < FIRE_BATCH:
                 return fired
+
+    async def _fire(self, timer: Timer) -> None:
+        try:
+            await self._conversations.fire(timer)
+        except BackendUnavailable as exc:
+            log.warning("timer.failed", kind=timer.kind, error=exc.message)
+        except Exception:  # a bug must not stop escalation
+            log.exception("timer.failed", kind=timer.kind)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="escalations")
