@@ -1,17 +1,26 @@
 """The OpenAPI 3.1 document the daemon serves at ``GET /v1/openapi.json``. Schemas are
-generated from the model structs, so the document cannot drift from the code."""
+generated from the model structs, so the document cannot drift from the code; the few
+written by hand (errors, queue list, a clock as the API shows it) are checked against
+the code by the document's test.
+
+Events go to RabbitMQ, not over HTTP, so they have no path: their JSON body is the
+``Event`` component (``EventPayload`` inside), for tools that consume
+``omniroute.events``."""
 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 from aiohttp import web
 
 from router import __version__
 from router.http.responses import json_response
+from router.lifecycle import AgentEvent, Event
 from router.models import (
+    ClockKind,
+    ClockStatus,
     Conversation,
     Customer,
     HistoryPage,
@@ -42,6 +51,14 @@ _SOCKET_DOC = (
     '{"type": "error", "error": {...}}. At most `capacity` items are unacknowledged; '
     "unacked items return to the queue when the socket closes. Authenticate with the "
     "Authorization header or ?access_token=."
+)
+
+
+_EVENTS_DOC = (
+    "Moves the SLA clocks (a reply meets the response clock, pending pauses them, "
+    "resolved stops them and withdraws the waiting item, reopened restarts them) and "
+    "publishes conversation.<type> to omniroute.events (body: the Event schema). "
+    "409 names why the transition is impossible (a reply to a resolved conversation)."
 )
 
 
@@ -187,11 +204,28 @@ def _paths() -> dict[str, Any]:
         },
         "/v1/conversations/{id}": {
             "get": {
-                "summary": "Conversation state, queue, priority, deadline",
+                "summary": "Conversation state, queue, priority, deadline and SLA clocks",
                 "parameters": [_ID],
                 "responses": {
-                    "200": _json(_ref("Conversation"), "conversation"),
+                    "200": _json(_ref("ConversationView"), "conversation"),
                     **_errors(401, 404),
+                },
+            }
+        },
+        "/v1/conversations/{id}/events": {
+            "post": {
+                "summary": "Report an agent event: accepted, replied, pending, resolved, "
+                "reopened or transferred (to `queue`)",
+                "description": _EVENTS_DOC,
+                "parameters": [_ID],
+                "requestBody": {"required": True, **_json(_ref("AgentEvent"), "event")},
+                "responses": {
+                    "200": _json(_ref("ConversationView"), "the conversation after the event"),
+                    "400": _json(_ref("Error"), "Malformed body or unknown event type"),
+                    "404": _json(_ref("Error"), "Unknown conversation or transfer queue"),
+                    "409": _json(_ref("Error"), "Impossible in the conversation's state"),
+                    "422": _json(_ref("Error"), "A transfer without its target queue"),
+                    **_errors(401, 413, 503),
                 },
             }
         },
@@ -222,9 +256,46 @@ def _paths() -> dict[str, Any]:
     }
 
 
+def _clock_view() -> dict[str, Any]:
+    """``router.sla.clock_view``'s dict (a plain dict, so written out here)."""
+    when = {"type": ["string", "null"], "format": "date-time"}
+    properties = {
+        "kind": {"enum": list(get_args(ClockKind))},
+        "status": {"enum": list(get_args(ClockStatus))},
+        "target_s": {"type": "integer", "description": "target in business seconds"},
+        "started_at": {"type": "string", "format": "date-time"},
+        "due": {**when, "description": "when it breaches while it runs"},
+        "paused_s": {"type": "number"},
+        "met_at": when,
+        "breached": {"type": "boolean"},
+        "warned_at": when,
+        "breached_at": when,
+        "remaining_s": {"type": ["number", "null"]},
+    }
+    return {
+        "type": "object",
+        "description": "One SLA clock as the API shows it. paused_s includes a pause "
+        "still going on; remaining_s is the business time left of a running clock.",
+        "required": list(properties),
+        "properties": properties,
+    }
+
+
 def _extra_schemas() -> dict[str, Any]:
     string = {"type": "string"}
     return {
+        "ClockView": _clock_view(),
+        "ConversationView": {
+            "description": "The conversation as stored, with its clocks as the API shows them",
+            "allOf": [
+                _ref("Conversation"),
+                {
+                    "type": "object",
+                    "required": ["clocks"],
+                    "properties": {"clocks": {"type": "array", "items": _ref("ClockView")}},
+                },
+            ],
+        },
         "Error": {
             "type": "object",
             "required": ["error"],
@@ -279,12 +350,30 @@ def _extra_schemas() -> dict[str, Any]:
     }
 
 
+_STRUCTS = (
+    InboundMessage,
+    Customer,
+    HistoryPage,
+    Conversation,
+    MergeRecord,
+    WorkItem,
+    AgentEvent,
+    Event,
+)
+
+
 @cache
 def document() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
-        [InboundMessage, Customer, HistoryPage, Conversation, MergeRecord, WorkItem],
+        _STRUCTS,
         ref_template=_REF,
     )
+    components["Event"] = {
+        **components["Event"],
+        "description": "A message on the topic exchange omniroute.events. Routing keys: "
+        "sla.warning, sla.breached, conversation.<accepted|replied|pending|resolved|"
+        "reopened|transferred>, conversation.overflowed.",
+    }
     return {
         "openapi": "3.1.0",
         "info": {
