@@ -7,10 +7,10 @@ Against the real Redis and RabbitMQ (a fresh key and name prefix ``bench-timers-
 everything under it deleted at the end):
 
 1. ``--armed`` background timers, due 1 to 25 hours ahead, are written straight into the
-   store's two timer keys (``{P}:timers`` zset Timer.key -> due µs, ``{P}:timer`` hash
-   Timer.key -> Timer JSON, as the ``RedisStore`` docstring documents them) by a
-   pipelined bulk load: arming a million through the pipeline would take too long.
-   ``ZCARD``/``HLEN`` and ``RedisStore.next_timer()`` confirm they are there.
+   store's timer key (``{P}:timers``, a zset of Timer.key -> due µs, as the
+   ``RedisStore`` docstring documents it) by a pipelined bulk load: arming a million
+   through the pipeline would take too long. ``ZCARD`` and ``RedisStore.next_timer()``
+   confirm they are there.
 2. ``--routers`` processes each run the daemon's own timer loop (``Escalations`` over
    ``Conversations``, their own ``RedisStore`` and ``AmqpBroker``, a ``SystemClock``).
 3. ``--due`` conversations arrive at an even rate over the first ``window - target``
@@ -46,7 +46,6 @@ from pathlib import Path
 from typing import Any
 
 import aiormq
-import msgspec
 import redis.asyncio as aioredis
 from aiormq.abc import DeliveredMessage
 from servers import cleanup_rabbitmq, cleanup_redis
@@ -127,13 +126,12 @@ def background_batch(start: int, count: int, now: datetime, rng: random.Random) 
 
 
 async def arm_background(options: Options, prefix: str, now: datetime) -> datetime | None:
-    """Bulk-load ``--armed`` timers into ``{P}:timers`` and ``{P}:timer``; returns the
+    """Bulk-load ``--armed`` timers into ``{P}:timers``; returns the
     earliest due time written."""
     base = f"{{{prefix}}}:"
     client = aioredis.Redis.from_url(options.redis_url)
     rng = random.Random(7)
     earliest: datetime | None = None
-    encode = msgspec.json.Encoder().encode
     try:
         pipe = client.pipeline(transaction=False)
         for start in range(0, options.armed, BULK_CHUNK):
@@ -141,13 +139,10 @@ async def arm_background(options: Options, prefix: str, now: datetime) -> dateti
             first = min(t.at for t in timers)
             earliest = first if earliest is None or first < earliest else earliest
             scores: list[Any] = []
-            blobs: list[Any] = []
             for timer in timers:
                 scores += [_us(timer.at), timer.key]
-                blobs += [timer.key, encode(timer)]
             pipe.execute_command("ZADD", f"{base}timers", *scores)
-            pipe.execute_command("HSET", f"{base}timer", *blobs)
-            if len(pipe) >= 2 * BULK_PIPELINE:
+            if len(pipe) >= BULK_PIPELINE:
                 await pipe.execute()
         await pipe.execute()
     finally:
@@ -155,14 +150,12 @@ async def arm_background(options: Options, prefix: str, now: datetime) -> dateti
     return earliest
 
 
-async def timer_counts(options: Options, prefix: str) -> tuple[int, int]:
+async def timer_counts(options: Options, prefix: str) -> int:
     client = aioredis.Redis.from_url(options.redis_url)
     try:
-        zcard = await client.zcard(f"{{{prefix}}}:timers")
-        hlen = await client.hlen(f"{{{prefix}}}:timer")
+        return int(await client.zcard(f"{{{prefix}}}:timers"))
     finally:
         await client.aclose()
-    return int(zcard), int(hlen)
 
 
 # --- 2. the routers -------------------------------------------------------------------
@@ -427,17 +420,17 @@ async def _measure(
     started = time.monotonic()
     earliest = await arm_background(options, run, SystemClock().now())
     load_s = time.monotonic() - started
-    zcard, hlen = await timer_counts(options, run)
+    zcard = await timer_counts(options, run)
     probe = RedisStore(options.redis_url, prefix=run)
     await probe.open()
     next_due = await probe.next_timer()
     await probe.close()
     print(
         f"armed {options.armed:,} background timers by a pipelined bulk load into "
-        f"{{{run}}}:timers and :timer (the RedisStore key schema, not the ingest path) "
-        f"in {load_s:.1f} s; ZCARD {zcard:,}, HLEN {hlen:,}, next_timer() {next_due}"
+        f"{{{run}}}:timers (the RedisStore key schema, not the ingest path) "
+        f"in {load_s:.1f} s; ZCARD {zcard:,}, next_timer() {next_due}"
     )
-    if zcard != options.armed or hlen != options.armed or next_due != earliest:
+    if zcard != options.armed or next_due != earliest:
         print("FAIL: the bulk load is not what the store sees")
         return 1
     amqp = await subscribe(options, run, events)
@@ -458,9 +451,9 @@ async def _measure(
         reports = await routers.stop()
     finally:
         await amqp.close()
-    zcard_after, hlen_after = await timer_counts(options, run)
+    zcard_after = await timer_counts(options, run)
     verdict = judge(armed, events)
-    background_ok = zcard_after == hlen_after == options.armed
+    background_ok = zcard_after == options.armed
     _print(options, verdict, reports, zcard_after, armed)
     fails = failures(verdict, background_ok, claimed(reports), len(armed))
     for fail in fails:

@@ -21,8 +21,8 @@ least ``ready_depth``, at most ``batch_max``), so whatever sits in the agent que
 taken within about the horizon, and a change of urgency in the backlog (an escalation,
 a new message, a transfer) reaches consumers within it too. The rate is measured from
 the ready count after each publish; while consumers keep up the window may double
-towards that cap, and each reading that finds ``ready_depth`` or more items waiting
-halves it. A queue without any consumer gets a window of 0: nothing is released
+towards that cap, and each reading that finds more items waiting than that cap halves
+it. A queue without any consumer gets a window of 0: nothing is released
 into it, so its items stay in the backlog where escalation, transfer and overflow can
 still move them; the lane looks again every ``poll_ms``.
 
@@ -320,7 +320,7 @@ class Dispatcher:
         cap = min(max(math.ceil(lane.rate * horizon_s), floor), self._settings.batch_max)
         if not depth.consumers:
             lane.window = 0
-        elif depth.ready >= floor:
+        elif depth.ready > cap:  # more waits than consumers take within the horizon
             lane.window = max(min(lane.window // 2, cap), floor)
         else:
             lane.window = min(lane.window * 2, cap)

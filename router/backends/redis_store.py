@@ -52,8 +52,8 @@ and must not contain NUL::
                                   it is offered in, one per line: in each one's backlog too;
                                   a claim takes it out of all of them)
     {P}:released:<queue>    zset  claimed, unsettled item id -> lease expiry µs (+inf: none)
-    {P}:timers              zset  Timer.key -> due µs (fire and next_timer: O(log N + taken))
-    {P}:timer               hash  Timer.key -> Timer JSON
+    {P}:timers              zset  Timer.key ("<conversation>|<kind>|<ref>", the whole
+                                  Timer) -> due µs (fire and next_timer: O(log N + taken))
 """
 
 from __future__ import annotations
@@ -129,7 +129,6 @@ _merge_decoder = msgspec.json.Decoder(MergeRecord)
 _any_decoder = msgspec.json.Decoder()
 _strings_decoder = msgspec.json.Decoder(list[str])
 _sla_decoder = msgspec.json.Decoder(ConversationSla)
-_timer_decoder = msgspec.json.Decoder(Timer)
 _unpack = msgspec.msgpack.Decoder()
 
 
@@ -396,9 +395,9 @@ class RedisStore:
         fired: list[Timer] = []
         while len(fired) < limit:
             batch = min(limit - len(fired), _MAX_READ)  # Lua's unpack() bounds one run
-            blobs = _unpack.decode(await self._run(self._scripts.fire, _to_us(now), batch))
-            fired += [_timer_decoder.decode(blob) for blob in blobs if blob]
-            if len(blobs) < batch:
+            due = _unpack.decode(await self._run(self._scripts.fire, _to_us(now), batch))
+            fired += [_timer(due[i], due[i + 1]) for i in range(0, len(due), 2)]
+            if len(due) < 2 * batch:
                 break
         return fired
 
@@ -508,11 +507,23 @@ def _decision_score(decision: Decision) -> int:
 
 
 def _timers(timers: Sequence[Timer]) -> list[str]:
-    """``[key, due µs, Timer JSON, ...]`` for the scripts' ``arm_timers``."""
+    """``[due µs, key, ...]`` for the scripts' ``arm_timers`` (ZADD's argument order)."""
     flat: list[str] = []
     for timer in timers:
-        flat += [timer.key, str(_to_us(timer.at)), _json.encode(timer).decode()]
+        flat += [str(_to_us(timer.at)), timer.key]
     return flat
+
+
+def _timer(key: str | bytes, due_us: str | bytes | float) -> Timer:
+    """A timer back from its key and score (the key holds the rest of it)."""
+    text = key.decode() if isinstance(key, bytes) else key
+    conversation_id, kind, ref = text.split("|", 2)
+    return Timer(
+        conversation_id=conversation_id,
+        kind=kind,  # type: ignore[arg-type]  # written by _timers from a TimerKind
+        ref=ref,
+        at=_from_us(int(float(due_us))),
+    )
 
 
 def _context_arg(message: NormalizedMessage) -> bytes:

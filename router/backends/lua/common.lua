@@ -5,7 +5,7 @@ local B = KEYS[1]
 local call = redis.call
 local IDENT = B .. 'ident'
 local QUEUES = B .. 'queues'
-local TIMERS, TIMER = B .. 'timers', B .. 'timer'
+local TIMERS = B .. 'timers'
 local SERVED = B .. 'served'
 
 local function k(kind, id)
@@ -184,19 +184,16 @@ local function conversation_view(conv)
   return f
 end
 
--- Timers: TIMERS scores each timer key by its due time in µs, TIMER holds its JSON.
--- flat is {key, due µs, Timer JSON, ...}; arming a key again moves it.
+-- Timers: TIMERS scores each timer key ("<conversation>|<kind>|<ref>", the whole
+-- Timer) by its due time in µs. flat is {due µs, key, ...}; arming a key again moves it.
 local function arm_timers(flat)
-  for i = 1, #flat, 3 do
-    call('ZADD', TIMERS, flat[i + 1], flat[i])
-    call('HSET', TIMER, flat[i], flat[i + 2])
-  end
+  if #flat == 0 then return end
+  call_sliced('ZADD', TIMERS, flat)
 end
 
 local function disarm_timers(keys)
   if #keys == 0 then return end
   call_sliced('ZREM', TIMERS, keys)
-  call_sliced('HDEL', TIMER, keys)
 end
 
 -- Every backlog a waiting item is in: its queue, then those it is also offered in
