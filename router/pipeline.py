@@ -151,7 +151,11 @@ class Ingestor:
         except InvalidMessage:
             self._metrics.messages.labels(message.channel, "rejected").inc()
             raise
-        context = await self._contexts.submit(normalized)
+        context = (
+            await self._contexts.submit(normalized)
+            if self._policy.needs_context
+            else RoutingContext()
+        )
         suffix = new_suffix()
         decision = self._policy.decide(
             normalized, context, conversation_id=f"con_{suffix}", item_id=f"itm_{suffix}"

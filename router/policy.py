@@ -53,6 +53,12 @@ class RoutingPolicy:
     """The longest ``match.repeat.within_s`` of the rules (how far back the store reads
     a customer's recent messages)."""
 
+    @property
+    def needs_context(self) -> bool:
+        """Whether deciding reads the store's ``RoutingContext``: some rule looks at the
+        stored profile or recent messages, or sticky routing is on."""
+        return self.rules.uses_profile or self.settings.routing.sticky_days > 0
+
     def max_wait_s(self, priority: int) -> float:
         return self.settings.routing.max_wait_s[priority - 1]
 

@@ -19,6 +19,11 @@ class Policy(Protocol):
         """How far back ``RoutingContext.recent`` must reach for this policy's rules."""
         ...
 
+    @property
+    def needs_context(self) -> bool:
+        """False: ``decide`` ignores the context, so the pipeline does not read it."""
+        ...
+
     def decide(
         self,
         message: NormalizedMessage,
@@ -34,6 +39,7 @@ class Policy(Protocol):
 
 class DefaultPolicy:
     context_window_s = 0.0
+    needs_context = False
 
     def __init__(self, *, queue: str, priority: int, first_response_s: int) -> None:
         self._queue = queue

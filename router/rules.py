@@ -393,6 +393,13 @@ class RuleSet:
         )
         """The longest ``match.repeat.within_s``: how far back ``RoutingContext.recent``
         must reach."""
+        self.uses_profile: bool = any(
+            isinstance(c, _Attributes | _Tags | _Repeat)
+            for rule in self._rules
+            for c in rule.conditions
+        )
+        """Whether some rule reads what the store knows of the customer (stored
+        attributes, tags, recent messages): without one, the routing context is not read."""
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -161,3 +161,14 @@ def test_every_bad_queue_setting_is_named(tmp_path: Path) -> None:
         "queues.b.overflow.at: must be 'warning' or 'breach'",
     ):
         assert expected in problems, expected
+
+
+def test_the_context_is_read_only_when_a_rule_or_sticky_routing_needs_it(
+    policy: RoutingPolicy, tmp_path: Path
+) -> None:
+    assert policy.needs_context  # a rule on attributes, and sticky routing
+    path = tmp_path / "words.toml"
+    path.write_text('[[rules]]\nname = "refunds"\nmatch.words = ["refund"]\nthen.priority = 2\n')
+    assert not load_policy(load(path, env={})).needs_context
+    path.write_text('[[rules]]\nname = "again"\nmatch.repeat = { count = 2, within_s = 60 }\n')
+    assert load_policy(load(path, env={})).needs_context
