@@ -56,8 +56,10 @@ class AgentEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class EventPayload(msgspec.Struct, kw_only=True, omit_defaults=True):
     """The JSON body of a published event. ``queue`` and ``priority`` are the
     conversation's after the change; the optional fields appear where they apply:
-    ``clock`` and ``due`` (SLA events), ``agent_id`` (agent events), ``from_queue`` /
-    ``to_queue`` / ``mode`` (transfer and overflow)."""
+    ``clock``, ``due`` (when the clock breaches) and ``scheduled_at`` (when this warning
+    or breach was due: ``at - scheduled_at`` is how late it fired) for SLA events,
+    ``agent_id`` (agent events), ``from_queue`` / ``to_queue`` / ``mode`` (transfer and
+    overflow)."""
 
     conversation_id: str
     customer_id: str
@@ -66,6 +68,7 @@ class EventPayload(msgspec.Struct, kw_only=True, omit_defaults=True):
     at: datetime
     clock: ClockKind | None = None
     due: datetime | None = None
+    scheduled_at: datetime | None = None
     agent_id: str | None = None
     from_queue: str | None = None
     to_queue: str | None = None
@@ -446,6 +449,7 @@ def _clock_timer(conv: Conversation, timer: Timer, cfg: LifecycleConfig, now: da
             now,
             clock=clock.kind,
             due=clock.due,
+            scheduled_at=planned,
         )
     ]
     spec = cfg.queues.get(conv.queue)

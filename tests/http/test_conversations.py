@@ -206,6 +206,8 @@ async def test_warning_and_breach_publish_events_escalate_and_overflow(
     await events.close()
     keys = [payload["clock"] for payload, _ in received]
     assert keys == ["first_response", "first_response"]
+    scheduled = [payload["scheduled_at"] for payload, _ in received]
+    assert scheduled == ["2026-11-22T10:11:15Z", "2026-11-22T10:15:00Z"]  # 75 %, then 100 %
     assert clock_of(view, "first_response")["breached"] is True
     assert await app[ESCALATIONS].fire_due() == 0  # each timer fires once
 
