@@ -19,7 +19,17 @@ from router.clock import Clock, SystemClock
 from router.conversations import Conversations, Escalations
 from router.dispatch_thread import DispatchThread
 from router.dispatcher import Dispatcher
-from router.http import conversations, customers, messages, openapi, ops, queues
+from router.http import (
+    agents,
+    asyncapi,
+    conversations,
+    customers,
+    messages,
+    openapi,
+    ops,
+    queues,
+    tokens,
+)
 from router.http.auth import auth_middleware, resolve_token
 from router.http.keys import (
     BROKER,
@@ -64,7 +74,17 @@ def create_app(
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics()
     app[SOCKETS] = set()
-    for module in (ops, messages, customers, conversations, queues, openapi):
+    for module in (
+        ops,
+        messages,
+        customers,
+        conversations,
+        queues,
+        agents,
+        tokens,
+        openapi,
+        asyncapi,
+    ):
         app.router.add_routes(module.routes)
     app.cleanup_ctx.extend(
         [
