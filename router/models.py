@@ -190,6 +190,15 @@ class ConversationSla(msgspec.Struct, kw_only=True):
     """The warning fires when this share of the target has passed (0.75)."""
     clocks: list[SlaClock] = []
 
+    @property
+    def awaiting_response(self) -> bool:
+        """A first- or next-response clock runs or is paused: the customer is owed a
+        reply, so a further message from them starts no new response clock."""
+        return any(
+            c.kind in ("first_response", "next_response") and c.status in ("running", "paused")
+            for c in self.clocks
+        )
+
 
 class Conversation(msgspec.Struct, kw_only=True):
     conversation_id: str
@@ -216,6 +225,11 @@ class Conversation(msgspec.Struct, kw_only=True):
     skills: list[str] = []
     tags: list[str] = []
     sla: ConversationSla | None = None
+    awaiting_response: bool = False
+    """``sla.awaiting_response`` as of the last write of ``sla``, kept by the store so
+    that ``Store.ingest`` can report it without the caller reading the conversation.
+    False when there is no SLA, and for conversations stored before the hint existed
+    (then the caller reads the conversation, as it must anyway)."""
 
 
 # --- routing --------------------------------------------------------------------------
@@ -353,6 +367,13 @@ class IngestResult(msgspec.Struct, kw_only=True):
     conversation_created: bool = False
     reopened: bool = False
     """The message reopened a resolved conversation (within the reopen window)."""
+    previous_state: ConversationState | None = None
+    """The conversation's state before this message; None when the message created it
+    (and for a duplicate)."""
+    awaiting_response: bool = False
+    """The conversation's ``awaiting_response`` hint as stored with this message (ingest
+    never changes an existing conversation's ``sla``, so for one it is the hint it had);
+    False for a duplicate."""
 
 
 class HistoryPage(msgspec.Struct, kw_only=True):

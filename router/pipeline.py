@@ -91,6 +91,26 @@ def request(
     )
 
 
+def may_move_clocks(result: IngestResult, new_item: bool) -> bool:
+    """Whether ``on_stored`` (read the conversation, ``lifecycle.on_customer_message``)
+    can change anything after this message, judged from the ingest result alone.
+
+    It cannot when the conversation was already open (no paused clocks to resume), was
+    not reopened (no resolution clock to restart), got no new backlog item (no overflow
+    timer to arm) and still owes a response (a running or paused first- or next-response
+    clock, so no next-response clock starts): then the read would only find nothing to
+    change, and skipping it saves a store round trip on the commonest follow-up. The
+    hint is False when unknown (no SLA, or stored before the hint existed), which keeps
+    the read."""
+    skippable = (
+        result.previous_state == "open"
+        and result.awaiting_response
+        and not result.reopened
+        and not new_item
+    )
+    return not skippable
+
+
 CONTEXT_RECENT_LIMIT = 100
 """Most recent-message times read for the rules' repeat-contact conditions."""
 
@@ -163,8 +183,9 @@ class Ingestor:
         result = await self._batcher.submit(
             request(normalized, decision, suffix=suffix, reopen_window_s=self._reopen_window_s)
         )
-        if self._on_stored is not None:  # the clocks of an existing conversation move
-            await self._on_stored(result, result.item_id == f"itm_{suffix}")
+        new_item = result.item_id == f"itm_{suffix}"
+        if self._on_stored is not None and may_move_clocks(result, new_item):
+            await self._on_stored(result, new_item)
         self._after(normalized, result, started)
         return result
 

@@ -43,7 +43,9 @@ and must not contain NUL::
                                   deadline, count, created, updated, item (the waiting item),
                                   version, assignee, resolved (µs), previous, skills and tags
                                   (JSON lists), sla (ConversationSla JSON), last (the history
-                                  member of its newest message, for ItemChange.create_item_id)
+                                  member of its newest message, for ItemChange.create_item_id),
+                                  awaiting ("1" / "0": ConversationSla.awaiting_response of the
+                                  sla last written; absent on older hashes, read as False)
     {P}:backlog:<queue>     zset  item id -> router.urgency.score(deadline, priority)
     {P}:queues              set   queues with items waiting or released (backlog_stats
                                   drops a queue once both are empty)
@@ -496,8 +498,14 @@ def _ingest_arg(request: IngestRequest) -> bytes:
             _json.encode(decision.tags).decode(),
             _json.encode(decision.sla).decode() if decision.sla is not None else "",
             _timers(decision.timers),
+            _hint(decision.sla),
         ]
     )
+
+
+def _hint(sla: ConversationSla | None) -> str:
+    """The ``awaiting`` hash field for a conversation whose sla is now ``sla``."""
+    return "1" if sla is not None and sla.awaiting_response else "0"
 
 
 def _decision_score(decision: Decision) -> int:
@@ -567,6 +575,7 @@ def _conversation_changes(update: ConversationUpdate) -> tuple[list[str], list[s
         values["resolved"] = None if resolved is None else str(_to_us(resolved))
     if not isinstance(update.sla, msgspec.UnsetType):
         values["sla"] = None if update.sla is None else _json.encode(update.sla).decode()
+        values["awaiting"] = _hint(update.sla)
     if update.at is not None:
         values["updated"] = str(_to_us(update.at))
     sets = [part for field, value in values.items() if value is not None for part in (field, value)]
@@ -637,7 +646,7 @@ def _attributes(attributes: dict[str, Any]) -> list[str]:
 
 def _ingest_result(reply: list[Any]) -> IngestResult:
     duplicate, mid, cust, conv, queue, priority, deadline, item, new, merged = reply[:10]
-    created, reopened = reply[10:]
+    created, reopened, previous_state, awaiting = reply[10:]
     return IngestResult(
         message_id=mid,
         customer_id=cust,
@@ -651,6 +660,8 @@ def _ingest_result(reply: list[Any]) -> IngestResult:
         merged=merged,
         conversation_created=bool(created),
         reopened=bool(reopened),
+        previous_state=previous_state or None,
+        awaiting_response=bool(awaiting),
     )
 
 
@@ -700,7 +711,7 @@ def _conversation(view: list[Any]) -> Conversation:
     msgpack false."""
     conv, cust, channel, source, thread, state, queue, priority, deadline = view[:9]
     count, created, updated, item, version, assignee, resolved, previous = view[9:17]
-    skills, tags, sla = view[17:20]
+    skills, tags, sla, awaiting = view[17:21]
     return Conversation(
         conversation_id=conv,
         customer_id=cust,
@@ -722,6 +733,7 @@ def _conversation(view: list[Any]) -> Conversation:
         skills=_strings_decoder.decode(skills) if skills else [],
         tags=_strings_decoder.decode(tags) if tags else [],
         sla=_sla_decoder.decode(sla) if sla else None,
+        awaiting_response=awaiting == "1",
     )
 
 

@@ -67,6 +67,8 @@ def ingest_one(db: sqlite3.Connection, request: IngestRequest) -> IngestResult:
         merged=merged,
         conversation_created=routed.created,
         reopened=routed.reopened,
+        previous_state=routed.previous_state,
+        awaiting_response=routed.conversation.awaiting_response,
     )
 
 

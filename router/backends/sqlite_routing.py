@@ -77,6 +77,8 @@ def update_conversation(
         value = getattr(update, field)
         if value is not msgspec.UNSET:
             setattr(conversation, field, value)
+    if not isinstance(update.sla, msgspec.UnsetType):  # the hint follows every write of sla
+        conversation.awaiting_response = update.sla is not None and update.sla.awaiting_response
     if update.at is not None:
         conversation.updated_at = update.at
     waiting: str | None = None

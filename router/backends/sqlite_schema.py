@@ -36,8 +36,9 @@ so is a conversation's ``item_id`` whenever one is read).
 Versions: 1 indexed every backlog item by (queue, released, score, item_id) and
 cleared ``waiting_item`` on claim; 2 has the partial index; 3 adds ``offers``,
 ``timers`` and ``served_by`` (conversation bodies gained optional fields, which older
-bodies decode to their defaults: version 0, no sla). An older file is migrated in place
-when opened (its ``waiting_item`` values stay correct under the version-2 reading).
+bodies decode to their defaults: version 0, no sla, awaiting_response False). An older
+file is migrated in place when opened (its ``waiting_item`` values stay correct under
+the version-2 reading).
 """
 
 from __future__ import annotations

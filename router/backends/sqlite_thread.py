@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timedelta
 
-from router.models import BacklogItem, Conversation, IngestRequest
+from router.models import BacklogItem, Conversation, ConversationState, IngestRequest
 from router.urgency import PRIORITY_SLOTS, score
 
 from .sqlite_read import decode_conversation, decode_item, encode
@@ -33,17 +33,25 @@ _RESCORE_ITEM = "UPDATE backlog SET score = ?, body = ? WHERE item_id = ?"
 
 
 class Routed:
-    """Where the message went: its conversation, its item, and what happened."""
+    """Where the message went: its conversation, its item, and what happened
+    (``previous_state``: the conversation's state before the message, None if new)."""
 
-    __slots__ = ("conversation", "created", "item", "reopened")
+    __slots__ = ("conversation", "created", "item", "previous_state", "reopened")
 
     def __init__(
-        self, conversation: Conversation, item: BacklogItem, *, created: bool, reopened: bool
+        self,
+        conversation: Conversation,
+        item: BacklogItem,
+        *,
+        created: bool,
+        reopened: bool,
+        previous_state: ConversationState | None = None,
     ) -> None:
         self.conversation = conversation
         self.item = item
         self.created = created
         self.reopened = reopened
+        self.previous_state = previous_state
 
 
 def within_window(resolved_at: datetime | None, received_at: datetime, window_s: float) -> bool:
@@ -60,6 +68,7 @@ def route(db: sqlite3.Connection, request: IngestRequest, customer_id: str) -> R
         return _new_conversation(db, request, customer_id, previous=None)
     body, old_score, queue, waiting = row
     conversation = decode_conversation(body)
+    previous_state = conversation.state
     reopened = False
     if conversation.state == "resolved":
         if not within_window(
@@ -89,7 +98,9 @@ def route(db: sqlite3.Connection, request: IngestRequest, customer_id: str) -> R
         _UPDATE_CONVERSATION,
         (conversation.state, item.item_id, encode(conversation), conversation.conversation_id),
     )
-    return Routed(conversation, item, created=False, reopened=reopened)
+    return Routed(
+        conversation, item, created=False, reopened=reopened, previous_state=previous_state
+    )
 
 
 def _new_conversation(
@@ -114,6 +125,7 @@ def _new_conversation(
         skills=list(decision.skills),
         tags=list(decision.tags),
         sla=decision.sla,
+        awaiting_response=decision.sla is not None and decision.sla.awaiting_response,
     )
     item = _new_item(db, request, conversation.conversation_id, decision.queue)
     db.execute(

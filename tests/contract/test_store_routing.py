@@ -25,6 +25,11 @@ Readings of the protocol this suite pins down (both backends agree):
   the queue it was claimed from.
 - ``contexts``: ``last_agent`` follows the newest ``served_by`` of the customer; after a
   merge the winner keeps the newer of the two records.
+- ``Conversation.awaiting_response`` is ``sla.awaiting_response`` as of the last write of
+  ``sla`` (ingest of a new conversation, ``update_conversation`` with ``sla`` set); other
+  updates keep it. ``IngestResult.previous_state`` is the state before the message (None
+  when it created the conversation, and for a duplicate) and ``awaiting_response`` the
+  conversation's hint (False for a duplicate).
 - Reopen: a resolved conversation's thread key still finds it (and its customer, for a
   message with only a thread) within the reopen window; the reopened conversation keeps
   its queue, priority, deadline and version, and a new item waits in its queue with the
@@ -45,6 +50,7 @@ import pytest
 from router import urgency
 from router.errors import Conflict, NotFound
 from router.models import (
+    ClockStatus,
     Conversation,
     ConversationSla,
     ConversationUpdate,
@@ -730,6 +736,113 @@ async def test_claim_returns_the_conversation_with_its_routing_fields(store: Sto
         "agent-7",
         None,
     )
+    assert conversation.awaiting_response
     stored = await store.get_conversation(result.conversation_id)
     assert stored is not None
     assert stored.item_id is None
+
+
+# --- the awaiting_response hint and the state before a message --------------------------
+
+
+def clocks_now(status: ClockStatus) -> ConversationSla:
+    """``SLA`` with its first-response clock in ``status``."""
+    [clock] = SLA.clocks
+    return msgspec.structs.replace(SLA, clocks=[msgspec.structs.replace(clock, status=status)])
+
+
+def test_sla_awaits_a_response_while_a_response_clock_runs_or_is_paused() -> None:
+    resolution = SlaClock(kind="resolution", target_s=86400, started_at=T0)
+    assert SLA.awaiting_response
+    assert clocks_now("paused").awaiting_response
+    assert not clocks_now("met").awaiting_response
+    assert not clocks_now("stopped").awaiting_response
+    assert not msgspec.structs.replace(SLA, clocks=[resolution]).awaiting_response
+    next_response = SlaClock(kind="next_response", target_s=60, started_at=T0)
+    assert msgspec.structs.replace(SLA, clocks=[resolution, next_response]).awaiting_response
+
+
+async def test_a_new_conversation_with_a_running_response_clock_awaits_a_response(
+    store: Store,
+) -> None:
+    result = await ingest_one(store, routed(request("e1", MARIA, thread="t"), sla=SLA))
+
+    assert (result.previous_state, result.awaiting_response) == (None, True)
+    conversation = await store.get_conversation(result.conversation_id)
+    assert conversation is not None
+    assert conversation.awaiting_response
+
+
+async def test_a_new_conversation_without_sla_awaits_nothing(store: Store) -> None:
+    result = await ingest_one(store, request("e1", MARIA, thread="t"))
+
+    assert (result.previous_state, result.awaiting_response) == (None, False)
+    conversation = await store.get_conversation(result.conversation_id)
+    assert conversation is not None
+    assert not conversation.awaiting_response
+
+
+async def test_the_hint_follows_every_write_of_sla_and_only_that(store: Store) -> None:
+    cid = (
+        await ingest_one(store, routed(request("e1", MARIA, thread="t"), sla=SLA))
+    ).conversation_id
+
+    met = await update(store, cid, sla=clocks_now("met"))
+    assert not met.awaiting_response
+    assert await hint(store, cid) is False
+    assert not (await update(store, cid, assignee="agent-7")).awaiting_response
+    assert (await update(store, cid, sla=clocks_now("paused"))).awaiting_response
+    assert await hint(store, cid) is True
+    assert (await update(store, cid, state="pending", priority=2)).awaiting_response
+    assert not (await update(store, cid, sla=None)).awaiting_response
+    assert await hint(store, cid) is False
+
+
+async def hint(store: Store, conversation_id: str) -> bool:
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None
+    return conversation.awaiting_response
+
+
+async def test_ingest_reports_the_state_before_the_message_and_the_hint(store: Store) -> None:
+    first = await ingest_one(store, routed(request("e1", MARIA, thread="t"), sla=SLA))
+    cid = first.conversation_id
+
+    on_open = await ingest_one(store, request("e2", MARIA, thread="t", sent_at=T0 + MINUTE))
+    assert (on_open.conversation_id, on_open.previous_state) == (cid, "open")
+    assert on_open.awaiting_response
+
+    await update(store, cid, state="pending", sla=clocks_now("paused"))
+    on_pending = await ingest_one(store, request("e3", MARIA, thread="t", sent_at=T0 + HOUR))
+    assert (on_pending.previous_state, on_pending.awaiting_response) == ("pending", True)
+
+    await update(store, cid, sla=clocks_now("met"))
+    answered = await ingest_one(store, request("e4", MARIA, thread="t", sent_at=T0 + 2 * HOUR))
+    assert (answered.previous_state, answered.awaiting_response) == ("open", False)
+
+    again = await ingest_one(store, request("e4", MARIA, thread="t", sent_at=T0 + 2 * HOUR))
+    assert again.duplicate
+    assert (again.previous_state, again.awaiting_response) == (None, False)
+
+
+async def test_a_reopening_message_reports_resolved(store: Store) -> None:
+    first = await ingest_one(store, routed(request("e1", MARIA, thread="t"), sla=SLA))
+    await claim(store)
+    resolved_at = T0 + HOUR
+    await update(
+        store,
+        first.conversation_id,
+        state="resolved",
+        resolved_at=resolved_at,
+        sla=clocks_now("stopped"),
+        item=ItemChange(withdraw=True),
+        at=resolved_at,
+    )
+    req = routed(request("e2", MARIA, thread="t", sent_at=T0 + 90 * MINUTE), reopen_window_s=3600)
+    result = await ingest_one(store, req)
+
+    assert result.reopened
+    assert (result.previous_state, result.awaiting_response) == ("resolved", False)
+    late = routed(request("e3", MARIA, thread="u", sent_at=T0 + 2 * HOUR), sla=SLA)
+    fresh = await ingest_one(store, late)
+    assert (fresh.conversation_created, fresh.previous_state) == (True, None)

@@ -2,14 +2,15 @@
 -- is atomic, so each message is). Each ARGV is one message: a msgpack array built by
 -- RedisStore._ingest_arg (field order in load below). Returns msgpack, per message,
 -- {duplicate, message_id, customer_id, conversation_id, queue, priority, deadline_us,
--- item_id, new_customer, {merged customer ids}, conversation_created, reopened}.
+-- item_id, new_customer, {merged customer ids}, conversation_created, reopened,
+-- previous state ('' when created), awaiting (the conversation's hint, 1 or 0)}.
 local DEDUPE, THREAD = B .. 'dedupe', B .. 'thread'
 local dedupe_field, mid, new_cust, new_conv, new_item
 local tkey, thread, sender, received, at_json
 local hist_member, channel, source
 local queue, prio, deadline, score
 local reasons, body, verified, unverified, attrs
-local window, skills, tags, sla, timers
+local window, skills, tags, sla, timers, awaiting
 
 local function load(a)
   dedupe_field, mid, new_cust, new_conv, new_item = a[1], a[2], a[3], a[4], a[5]
@@ -18,13 +19,14 @@ local function load(a)
   queue, prio, deadline, score = a[14], a[15], a[16], a[17]
   reasons, body, verified, unverified, attrs = a[18], a[19], a[20], a[21], a[22]
   window, skills, tags, sla, timers = tonumber(a[23]), a[24], a[25], a[26], a[27]
+  awaiting = a[28]
 end
 
 local function duplicate(seen)
   local sep = string.find(seen, '\0', 1, true)
   local first_mid, conv = string.sub(seen, 1, sep - 1), string.sub(seen, sep + 1)
   local f = call('HMGET', k('conv', conv), 'customer', 'queue', 'priority', 'deadline')
-  return {1, first_mid, resolve(f[1]), conv, f[2], f[3], f[4], '', 0, {}, 0, 0}
+  return {1, first_mid, resolve(f[1]), conv, f[2], f[3], f[4], '', 0, {}, 0, 0, '', 0}
 end
 
 -- Lua's < on strings follows the server's locale (strcoll); ids compare by bytes, as
@@ -136,12 +138,13 @@ local function update_profile(cust, is_new)
 end
 
 -- The customer's newest conversation on this thread key (a resolved one keeps its
--- entry) and its fields {state, waiting item, updated, count, resolved, last message}.
+-- entry) and its fields {state, waiting item, updated, count, resolved, last message,
+-- awaiting}.
 local function thread_conversation(cust)
   local conv = call('HGET', k('open', cust), tkey)
   if not conv then return nil, nil end
   local f = call('HMGET', k('conv', conv), 'state', 'item', 'updated', 'count', 'resolved',
-    'last')
+    'last', 'awaiting')
   if not f[1] then return nil, nil end
   return conv, f
 end
@@ -150,7 +153,7 @@ local function new_conversation(cust, previous)
   local fields = {'customer', cust, 'channel', channel, 'source', source, 'state', 'open',
     'queue', queue, 'priority', prio, 'deadline', deadline, 'count', 1,
     'created', received, 'updated', received, 'item', new_item, 'version', 1,
-    'skills', skills, 'tags', tags, 'last', hist_member}
+    'skills', skills, 'tags', tags, 'last', hist_member, 'awaiting', awaiting}
   if thread ~= '' then
     fields[#fields + 1] = 'thread'
     fields[#fields + 1] = thread
@@ -237,20 +240,22 @@ local function join_item(item)
   return {f[1], p, d}
 end
 
--- Steps 3 and 5: the conversation and the backlog item; returns both, the routing and
--- the conversation_created and reopened flags.
+-- Steps 3 and 5: the conversation and the backlog item; returns both, the routing, the
+-- conversation_created and reopened flags, and {previous state, awaiting hint}.
 local function route(cust)
   local conv, f = thread_conversation(cust)
   local live = conv and (f[1] == 'open' or f[1] == 'pending')
   if not live and not (conv and within_window(f[1], f[5])) then
-    return new_conversation(cust, conv), new_item, new_item_for(new_conv, queue), 1, 0
+    return new_conversation(cust, conv), new_item, new_item_for(new_conv, queue), 1, 0,
+      {'', awaiting == '1' and 1 or 0}
   end
   local reopened = live and 0 or 1
+  local before = {f[1], f[7] == '1' and 1 or 0}
   touch_conversation(conv, f, reopened == 1)
-  if f[2] then return conv, f[2], join_item(f[2]), 0, reopened end
+  if f[2] then return conv, f[2], join_item(f[2]), 0, reopened, before end
   local in_queue = queue
   if reopened == 1 then in_queue = call('HGET', k('conv', conv), 'queue') end
-  return conv, new_item, new_item_for(conv, in_queue), 0, reopened
+  return conv, new_item, new_item_for(conv, in_queue), 0, reopened, before
 end
 
 -- Step 4 and the dedupe key: the stored JSON is the body with both ids put in front.
@@ -269,10 +274,10 @@ local function ingest_one()
   if is_new then cust = new_cust end
   update_profile(cust, is_new)
   claim_identities(cust, current, is_new)
-  local conv, item, routed, created, reopened = route(cust)
+  local conv, item, routed, created, reopened, before = route(cust)
   store_message(cust, conv)
   return {0, mid, cust, conv, routed[1], routed[2], routed[3], item, is_new and 1 or 0, merged,
-    created, reopened}
+    created, reopened, before[1], before[2]}
 end
 
 local out = {}
