@@ -89,6 +89,9 @@ class RedisSettings:
 class AmqpSettings:
     url: Secret = field(default_factory=lambda: Secret(""))
     prefix: str = "omniroute"
+    queue_type: str = "classic"
+    """``quorum`` declares agent, inbound and dead-letter queues as quorum queues
+    (replicated); RabbitMQ refuses to change an existing queue's type."""
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,7 @@ CHECKS: dict[tuple[str, str], _Check] = {
     ("http", "shutdown_timeout_s"): _positive,
     ("redis", "url"): _url("redis", "rediss", "unix"),
     ("amqp", "url"): _url("amqp", "amqps"),
+    ("amqp", "queue_type"): _one_of("classic", "quorum"),
     ("routing", "queues"): _queue_names,
     ("routing", "default_priority"): lambda v: None if 1 <= v <= 5 else "must be 1-5",
     ("routing", "first_response_s"): _positive,
