@@ -18,6 +18,13 @@ Topology (``<prefix>`` is ``omniroute`` unless configured), declared by ``open()
 - ``<prefix>.dead`` (fanout) bound to the queue ``<prefix>.dead``: dead letters, kept
   for an operator to inspect or shovel back.
 
+Queue type: classic by default; ``queue_type="quorum"`` declares the agent, inbound and
+dead-letter queues with ``x-queue-type=quorum`` (replicated across a cluster, always
+durable). Event subscriptions stay classic: they are exclusive and auto-delete, which
+quorum queues cannot be. RabbitMQ refuses to declare an existing queue with another
+type (PRECONDITION_FAILED), so switching a running deployment needs a new ``prefix``
+or the old queues deleted (drain them first).
+
 Every message carries ``message_id``, ``content_type=application/json`` and
 ``delivery_mode=2``. ``publish`` is the hot path: it writes a whole batch to the aiormq
 channel under aio-pika in one go and then waits for every confirm. Measured CPU per
@@ -59,7 +66,7 @@ from pamqp.header import ContentHeader
 
 from router.backends.inbound import handle_inbound
 from router.backends.memory_broker import DEFAULT_INBOUND_PREFETCH, DEFAULT_INBOUND_RETRY_DELAY_S
-from router.errors import BackendUnavailable, Conflict, InputError
+from router.errors import BackendUnavailable, ConfigError, Conflict, InputError
 from router.ports import InboundHandler, QueueDepth
 
 log = structlog.get_logger(__name__)
@@ -69,6 +76,7 @@ _T = TypeVar("_T")
 
 _CONTENT_TYPE: Final = "application/json"
 _PERSISTENT: Final = 2
+QUEUE_TYPES: Final = ("classic", "quorum")
 _BACKEND_ERRORS: Final = (
     aiormq.exceptions.AMQPError,  # connection and channel closes, nacked publishes
     aiormq.exceptions.ChannelInvalidStateError,  # a RuntimeError: channel not open
@@ -92,6 +100,22 @@ def _translated(action: str) -> Iterator[None]:
         raise Conflict(f"delivery is already settled ({action})") from exc
     except _BACKEND_ERRORS as exc:
         raise BackendUnavailable(f"RabbitMQ: {action} failed: {exc!r}") from exc
+
+
+@contextlib.contextmanager
+def _refused_arguments() -> Iterator[None]:
+    """A queue that exists with other arguments (another ``queue_type``) is a setting
+    to fix, not an outage: start-up stops with the way out."""
+    try:
+        yield
+    except aiormq.exceptions.ChannelPreconditionFailed as exc:
+        raise ConfigError(
+            [
+                f"amqp.queue_type: RabbitMQ refused a queue declaration ({exc}); a queue "
+                "keeps the type it was created with: use a new amqp.prefix, or drain and "
+                "delete the old queues"
+            ]
+        ) from exc
 
 
 def _properties(message_id: str) -> Basic.Properties:
@@ -217,13 +241,17 @@ class AmqpBroker:
         reconnect_interval_s: float = 1.0,
         timeout_s: float = 10.0,
         one_write_publish: bool = True,
+        queue_type: str = "classic",
     ) -> None:
         _check_prefetch(inbound_prefetch)
+        if queue_type not in QUEUE_TYPES:
+            raise InputError(f"queue_type must be one of {', '.join(QUEUE_TYPES)}")
         self._url = url
         self.prefix = prefix
         self._events = f"{prefix}.events"
         self._inbound = f"{prefix}.inbound"
         self._dead = f"{prefix}.dead"
+        self.queue_type = queue_type
         self._inbound_prefetch = inbound_prefetch
         self._inbound_retry_delay_s = inbound_retry_delay_s
         self._reconnect_interval_s = reconnect_interval_s
@@ -256,7 +284,7 @@ class AmqpBroker:
                 client_properties={"connection_name": f"{self.prefix} router"},
             )
         try:
-            with _translated("declare topology"):
+            with _translated("declare topology"), _refused_arguments():
                 async with asyncio.timeout(self._timeout_s):
                     self._channel = await connection.channel(publisher_confirms=True)
                     await self._declare_topology(self._channel)
@@ -274,7 +302,9 @@ class AmqpBroker:
         dead = await channel.declare_exchange(
             self._dead, aio_pika.ExchangeType.FANOUT, durable=True
         )
-        dead_queue = await channel.declare_queue(self._dead, durable=True)
+        dead_queue = await channel.declare_queue(
+            self._dead, durable=True, arguments=self._type_arguments()
+        )
         await dead_queue.bind(dead)
         inbound = await channel.declare_exchange(
             self._inbound, aio_pika.ExchangeType.FANOUT, durable=True
@@ -287,8 +317,13 @@ class AmqpBroker:
             self._inbound, durable=True, arguments=self._dead_letter_arguments()
         )
 
+    def _type_arguments(self) -> dict[str, Any]:
+        """Classic queues are declared without ``x-queue-type``, as before the option."""
+        return {"x-queue-type": "quorum"} if self.queue_type == "quorum" else {}
+
     def _dead_letter_arguments(self) -> dict[str, Any]:
-        return {"x-dead-letter-exchange": self._dead}
+        """The arguments of every agent and inbound queue (a redeclare must match)."""
+        return {"x-dead-letter-exchange": self._dead, **self._type_arguments()}
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None

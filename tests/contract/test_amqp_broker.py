@@ -16,7 +16,7 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from router.backends.amqp_broker import AmqpBroker
-from router.errors import BackendUnavailable, InputError
+from router.errors import BackendUnavailable, ConfigError, InputError
 from tests.contract.test_broker import (
     RECEIVE_TIMEOUT_S,
     Recorder,
@@ -320,3 +320,126 @@ async def test_fails_fast_while_rabbitmq_is_away_and_recovers_when_it_returns(
     finally:
         await broker.close()
         await proxy.stop()
+
+
+# --- quorum queues --------------------------------------------------------------------
+
+
+@pytest.fixture
+async def quorum(amqp_url: str) -> AsyncIterator[AmqpBroker]:
+    """A broker declaring quorum queues, with a prefix of its own."""
+    broker = AmqpBroker(
+        amqp_url,
+        prefix=f"omniroute-quorum-{uuid.uuid4().hex[:8]}",
+        queue_type="quorum",
+        inbound_prefetch=1,
+        inbound_retry_delay_s=0.01,
+    )
+    await broker.open()
+    yield broker
+    await broker.close()
+
+
+def _queue_types(amqp_url: str, prefix: str) -> dict[str, str]:
+    listing = _rabbitmqctl(
+        "list_queues", "--vhost", _vhost(amqp_url), "--no-table-headers", "name", "type"
+    )
+    rows = (line.split("\t") for line in listing.splitlines())
+    return {name: kind for name, kind in rows if name.startswith(f"{prefix}.")}
+
+
+async def test_quorum_declares_agent_inbound_and_dead_queues_as_quorum(
+    quorum: AmqpBroker, amqp_url: str, queue_name: str
+) -> None:
+    """Event subscriptions stay classic: quorum queues cannot be exclusive or auto-delete."""
+    await quorum.declare_queue(queue_name)
+    await quorum.publish(f"agent.{queue_name}", batch(1))
+    events = await quorum.subscribe_events("#")
+    types = _queue_types(amqp_url, quorum.prefix)
+    await events.close()
+
+    p = quorum.prefix
+    assert types.pop(f"{p}.queue.{queue_name}") == "quorum"
+    assert types.pop(f"{p}.agent.{queue_name}") == "quorum"
+    assert types.pop(f"{p}.inbound") == "quorum"
+    assert types.pop(f"{p}.dead") == "quorum"
+    [(event_queue, kind)] = types.items()
+    assert event_queue.startswith(f"{p}.events.")
+    assert kind == "classic"
+
+
+async def test_classic_is_the_default_queue_type(
+    private: AmqpBroker, amqp_url: str, queue_name: str
+) -> None:
+    await private.declare_queue(queue_name)
+    types = _queue_types(amqp_url, private.prefix)
+    assert set(types.values()) == {"classic"}
+
+
+async def test_quorum_queues_deliver_ack_requeue_and_dead_letter(
+    quorum: AmqpBroker, raw: AbstractRobustConnection, queue_name: str
+) -> None:
+    bodies = batch(3)
+    await quorum.publish(queue_name, bodies)
+    subscription = await quorum.subscribe(queue_name, prefetch=3)
+    first, second, third = await take(subscription, 3)
+    assert [message_id(d) for d in (first, second, third)] == [mid for mid, _ in bodies]
+    assert not any(d.redelivered for d in (first, second, third))
+
+    await first.ack()
+    await second.nack(requeue=True)
+    again = await take_one(subscription)
+    assert (message_id(again), again.redelivered) == (bodies[1][0], True)
+    await again.ack()
+    await third.nack(requeue=False)
+    await subscription.close()
+
+    dead = await _get(raw, f"{quorum.prefix}.dead")
+    assert (dead.message_id, dead.body) == bodies[2]
+    assert (await quorum.depth(queue_name)).ready == 0
+
+
+async def test_quorum_queue_returns_unacked_deliveries_when_a_consumer_closes(
+    quorum: AmqpBroker, queue_name: str
+) -> None:
+    bodies = batch(2)
+    await quorum.publish(queue_name, bodies)
+    first = await quorum.subscribe(queue_name, prefetch=2)
+    await take(first, 2)
+    await first.close()
+
+    second = await quorum.subscribe(queue_name, prefetch=2)
+    received = await take(second, 2)
+    assert sorted(message_id(d) for d in received) == sorted(mid for mid, _ in bodies)
+    assert all(d.redelivered for d in received)
+    for delivery in received:
+        await delivery.ack()
+    await second.close()
+
+
+async def test_quorum_inbound_input_error_is_dead_lettered(
+    quorum: AmqpBroker, raw: AbstractRobustConnection
+) -> None:
+    handler = Recorder({b"bad": [InputError("not a message")]})
+    await quorum.consume_inbound(handler)
+    await quorum.publish_inbound(b"bad")
+    await quorum.publish_inbound(b"good")
+    await handler.wait_for(b"good")
+
+    dead = await _get(raw, f"{quorum.prefix}.dead")
+    assert dead.body == b"bad"
+
+
+async def test_switching_the_queue_type_of_existing_queues_stops_start_up(
+    private: AmqpBroker, amqp_url: str
+) -> None:
+    """RabbitMQ keeps a queue's type: a new prefix or deleting the old queues is the way."""
+    switched = AmqpBroker(amqp_url, prefix=private.prefix, queue_type="quorum")
+    with pytest.raises(ConfigError, match=r"amqp\.queue_type: .*new amqp\.prefix"):
+        await switched.open()
+    await private.ping()  # the running broker is not disturbed
+
+
+def test_an_unknown_queue_type_is_refused() -> None:
+    with pytest.raises(InputError, match="queue_type"):
+        AmqpBroker(CLOSED_PORT_URL, queue_type="lazy")
