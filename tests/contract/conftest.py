@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from router.ports import Broker, Store
+from router.presence import PresenceStore
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -40,6 +41,24 @@ async def broker(request: pytest.FixtureRequest, amqp_url: str) -> AsyncIterator
         from router.backends.amqp_broker import AmqpBroker
 
         impl = AmqpBroker(amqp_url)
+    await impl.open()
+    yield impl
+    await impl.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def presence(
+    request: pytest.FixtureRequest, redis_url: str, redis_prefix: str
+) -> AsyncIterator[PresenceStore]:
+    impl: PresenceStore
+    if request.param == "memory":
+        from router.backends.memory_presence import MemoryPresence
+
+        impl = MemoryPresence()
+    else:
+        from router.backends.redis_presence import RedisPresence
+
+        impl = RedisPresence(redis_url, prefix=redis_prefix)
     await impl.open()
     yield impl
     await impl.close()
