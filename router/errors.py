@@ -9,8 +9,10 @@ catches ``redis.*`` or ``aiormq.*``::
     ├── ConfigError                 invalid settings (start-up refused, every problem listed)
     ├── InputError            400   bad request body or parameter
     │   ├── InvalidMessage    422   a message that does not fit the canonical model
-    │   └── InvalidIdentity   422   an identifier that does not parse (email, phone, kind)
-    ├── Unauthorized          401   missing or wrong token, bad webhook signature
+    │   ├── InvalidIdentity   422   an identifier that does not parse (email, phone, kind)
+    │   └── InvalidAgentId    422   an agent id outside ``router.queue_spec.valid_agent_id``
+    ├── Unauthorized          401   missing, wrong or expired token, bad webhook signature
+    ├── Forbidden             403   a valid agent token used outside what an agent tool needs
     ├── NotFound              404   unknown customer, conversation, queue
     ├── Conflict              409   a state change that is impossible now (merge into self ...)
     ├── PayloadTooLarge       413   body over the configured limit
@@ -58,9 +60,19 @@ class InvalidIdentity(InputError):
     code = "invalid_identity"
 
 
+class InvalidAgentId(InputError):
+    status = 422
+    code = "invalid_agent_id"
+
+
 class Unauthorized(OmnirouteError):
     status = 401
     code = "unauthorized"
+
+
+class Forbidden(OmnirouteError):
+    status = 403
+    code = "forbidden"
 
 
 class NotFound(OmnirouteError):
