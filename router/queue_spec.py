@@ -12,7 +12,7 @@ from typing import Literal
 import msgspec
 
 AGENT_QUEUE_PREFIX = "agent."
-_AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,127}$")
+_AGENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@\-]{0,127}")
 
 
 def agent_queue(agent_id: str) -> str:
@@ -28,7 +28,7 @@ def is_agent_queue(queue: str) -> bool:
 
 
 def valid_agent_id(agent_id: str) -> bool:
-    return bool(_AGENT_ID.match(agent_id))
+    return _AGENT_ID.fullmatch(agent_id) is not None
 
 
 OverflowAt = Literal["warning", "breach"]

@@ -15,7 +15,8 @@ import msgspec
 from aiohttp import web
 
 from router import sla
-from router.errors import NotFound
+from router.errors import Forbidden, NotFound
+from router.http.auth import AGENT_ID
 from router.http.keys import CLOCK, CONVERSATIONS, POLICY, SETTINGS, STORE
 from router.http.responses import decode, json_response, read_body
 from router.lifecycle import AgentEvent
@@ -36,6 +37,9 @@ async def conversation(request: web.Request) -> web.Response:
 async def post_event(request: web.Request) -> web.Response:
     body = await read_body(request, request.app[SETTINGS].http.max_body_bytes)
     event = decode(body, AgentEvent)
+    agent = request.get(AGENT_ID)
+    if agent is not None and event.agent_id != agent:
+        raise Forbidden(f"this token is agent {agent!r}, not {event.agent_id!r}")
     updated = await request.app[CONVERSATIONS].event(request.match_info["id"], event)
     return json_response(view(request.app, updated))
 

@@ -94,6 +94,9 @@ async def test_agent_token_reaches_what_an_agent_tool_needs(client: Client) -> N
     event = {"type": "accepted", "agent_id": "alice"}
     resp = await client.post(f"{conversation}/events", json=event, headers=agent)
     assert resp.status == 200, await resp.text()
+    impostor = {"type": "replied", "agent_id": "bob"}  # an agent speaks only for itself
+    resp = await client.post(f"{conversation}/events", json=impostor, headers=agent)
+    await expect_error(resp, 403, "forbidden")
     # its own agent paths pass authentication and authorization (whatever the handler says)
     resp = await client.post("/v1/agents/alice/presence", json={}, headers=agent)
     assert resp.status not in (401, 403), await resp.text()
