@@ -5,7 +5,7 @@ dispatcher. Connectors and the inbound AMQP consumer both enter through ``Ingest
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import msgspec
@@ -26,6 +26,7 @@ from router.models import (
     RoutingContext,
 )
 from router.ports import Store
+from router.queue_spec import QueueSpec
 from router.routing import Policy
 
 log = structlog.get_logger("router.pipeline")
@@ -91,24 +92,38 @@ def request(
     )
 
 
-def may_move_clocks(result: IngestResult, new_item: bool) -> bool:
+def may_move_clocks(
+    result: IngestResult, new_item: bool, overflow_queues: Collection[str] | None = None
+) -> bool:
     """Whether ``on_stored`` (read the conversation, ``lifecycle.on_customer_message``)
     can change anything after this message, judged from the ingest result alone.
 
     It cannot when the conversation was already open (no paused clocks to resume), was
-    not reopened (no resolution clock to restart), got no new backlog item (no overflow
-    timer to arm) and still owes a response (a running or paused first- or next-response
-    clock, so no next-response clock starts): then the read would only find nothing to
-    change, and skipping it saves a store round trip on the commonest follow-up. The
-    hint is False when unknown (no SLA, or stored before the hint existed), which keeps
-    the read."""
+    not reopened (no resolution clock to restart), still owes a response (a running or
+    paused first- or next-response clock, so no next-response clock starts) and got no
+    new backlog item whose queue arms an overflow timer: then the read would only find
+    nothing to change, and skipping it saves a store round trip on the commonest
+    follow-up. The hint is False when unknown (no SLA, or stored before the hint
+    existed), which keeps the read. ``overflow_queues`` (``timed_overflow_queues``):
+    None when not known, so every new item is read for its overflow timer."""
+    timed_item = new_item and (overflow_queues is None or result.queue in overflow_queues)
     skippable = (
         result.previous_state == "open"
         and result.awaiting_response
         and not result.reopened
-        and not new_item
+        and not timed_item
     )
     return not skippable
+
+
+def timed_overflow_queues(queues: Mapping[str, QueueSpec]) -> frozenset[str]:
+    """The queues whose new items get an overflow timer (``lifecycle.overflow_timers``);
+    the new item of a message in any other queue needs nothing after the ingest."""
+    return frozenset(
+        name
+        for name, spec in queues.items()
+        if spec.overflow is not None and spec.overflow.after_s is not None
+    )
 
 
 CONTEXT_RECENT_LIMIT = 100
@@ -129,7 +144,10 @@ class Ingestor:
         on_queued: Callable[[str], None],
         on_merged: Callable[[IngestResult], None],
         on_stored: Callable[[IngestResult, bool], Awaitable[None]] | None = None,
+        overflow_queues: Collection[str] | None = None,
     ) -> None:
+        """``overflow_queues``: ``timed_overflow_queues`` of the configured queues, so
+        a follow-up queueing a new item elsewhere skips ``on_stored`` (None: unknown)."""
         self._store = store
         self._policy = policy
         self._clock = clock
@@ -139,6 +157,7 @@ class Ingestor:
         self._on_queued = on_queued
         self._on_merged = on_merged
         self._on_stored = on_stored
+        self._overflow_queues = overflow_queues
         self._batcher: Batcher[IngestRequest, IngestResult] = Batcher(
             store.ingest, max_batch=batch_max
         )
@@ -184,7 +203,7 @@ class Ingestor:
             request(normalized, decision, suffix=suffix, reopen_window_s=self._reopen_window_s)
         )
         new_item = result.item_id == f"itm_{suffix}"
-        if self._on_stored is not None and may_move_clocks(result, new_item):
+        if self._on_stored is not None and may_move_clocks(result, new_item, self._overflow_queues):
             await self._on_stored(result, new_item)
         self._after(normalized, result, started)
         return result

@@ -3,7 +3,7 @@ move something (``router.pipeline.may_move_clocks``): the follow-up on an open
 conversation that still owes a response costs no read; a pending, reopened or answered
 one, or one that gets a new backlog item, is read and its clocks move as before.
 
-The counting test runs the real pipeline, lifecycle and embedded store (``SqliteStore``
+The counting tests run the real pipeline, lifecycle and embedded store (``SqliteStore``
 in a temporary file) and counts the store's conversation reads around each message."""
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ from router.models import (
     IngestResult,
     Sender,
 )
-from router.pipeline import Ingestor, may_move_clocks
+from router.pipeline import Ingestor, may_move_clocks, timed_overflow_queues
 from router.policy import load_policy
 from router.ports import Store
+from router.queue_spec import OverflowSpec, QueueSpec
 from router.settings import load
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -77,6 +78,16 @@ def result(
 
 def test_an_open_conversation_owing_a_response_is_not_read() -> None:
     assert not may_move_clocks(result("open"), new_item=False)
+    assert not may_move_clocks(result("open"), new_item=True, overflow_queues={"billing"})
+
+
+def test_timed_overflow_queues_are_those_with_an_after_s() -> None:
+    queues = {
+        "default": QueueSpec(name="default"),
+        "billing": QueueSpec(name="billing", overflow=OverflowSpec(to="tier2", after_s=900)),
+        "tier2": QueueSpec(name="tier2", overflow=OverflowSpec(to="default", at="warning")),
+    }
+    assert timed_overflow_queues(queues) == {"billing"}
 
 
 @pytest.mark.parametrize(
@@ -85,12 +96,13 @@ def test_an_open_conversation_owing_a_response_is_not_read() -> None:
         (result("pending"), False),  # paused clocks resume
         (result("resolved", reopened=True), False),  # the resolution clock runs on
         (result("open", awaiting=False), False),  # answered (or no SLA): next response
-        (result("open"), True),  # a new item: its overflow timer
+        (result("open"), True),  # a new item: its overflow timer, queues unknown
         (result(None, created=True), True),  # new: on_stored returns without a read
     ],
 )
 def test_anything_else_is_read(stored: IngestResult, new_item: bool) -> None:
     assert may_move_clocks(stored, new_item)
+    assert may_move_clocks(stored, new_item, overflow_queues={"default"})
 
 
 # --- counted on the real pipeline ---------------------------------------------------------
@@ -145,7 +157,14 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+def overflow_queues() -> frozenset[str] | None:
+    """What the pipeline is told about overflow timers (None: nothing, every new item
+    is read); a test overrides it by parametrizing."""
+    return None
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, overflow_queues: frozenset[str] | None) -> AsyncIterator[Harness]:
     path = tmp_path / "omniroute.toml"
     path.write_text(CONFIG)
     policy = load_policy(load(path, env={"OMNIROUTE_DATA_DIR": str(tmp_path)}))
@@ -174,6 +193,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         on_queued=lambda queue: None,
         on_merged=lambda stored: None,
         on_stored=conversations.customer_message,
+        overflow_queues=overflow_queues,
     )
     yield Harness(store, clock, ingestor, conversations, itertools.count())
     await ingestor.close()
@@ -230,7 +250,13 @@ async def test_after_a_reply_the_next_follow_up_starts_the_next_response_clock(
     assert reads == 0
 
 
-async def test_a_follow_up_that_queues_a_new_item_is_read(harness: Harness) -> None:
+@pytest.mark.parametrize(
+    ("overflow_queues", "expected_reads"),
+    [(None, 1), (frozenset({"default"}), 1), (frozenset(), 0)],
+)
+async def test_a_follow_up_that_queues_a_new_item_is_read_if_its_queue_has_overflow_timers(
+    harness: Harness, expected_reads: int
+) -> None:
     first, _ = await harness.write()
     claimed = await harness.store.inner.claim(
         "default", 1, now=harness.clock.now(), lease_until=None, history_limit=1
@@ -239,7 +265,8 @@ async def test_a_follow_up_that_queues_a_new_item_is_read(harness: Harness) -> N
 
     follow_up, reads = await harness.write()
     assert follow_up.item_id != first.item_id
-    assert (follow_up.previous_state, follow_up.awaiting_response, reads) == ("open", True, 1)
+    assert (follow_up.previous_state, follow_up.awaiting_response) == ("open", True)
+    assert reads == expected_reads
 
 
 async def test_a_follow_up_that_reopens_is_read(harness: Harness) -> None:
