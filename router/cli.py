@@ -1,4 +1,4 @@
-"""``omniroute``: serve, check-config, simulate."""
+"""``omniroute``: serve, check-config, simulate, agent."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from router import __version__
+from router import __version__, agent_cli
 from router import logging as logs
 from router.errors import ConfigError
 from router.settings import Settings, describe, load
@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
     check.set_defaults(handler=_check)
     simulate.add_parser(sub)
+    agent_cli.add_parser(sub)
     return parser
 
 
