@@ -3,7 +3,8 @@
 ``create_app(settings)`` builds the aiohttp application; each resource is one cleanup
 context (opened in order at start-up, closed in reverse at shutdown): the API token,
 the store, the broker, the conversation service, the ingest pipeline, the dispatcher,
-the escalation timers, the inbound consumer, and the agent sockets.
+the escalation timers, the inbound consumer, agent presence and the agents' lease
+sweeper, and the agent sockets.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import structlog
 from aiohttp import WSCloseCode, web
 
 from router import language
+from router.agents import Agents
 from router.clock import Clock, SystemClock
 from router.conversations import Conversations, Escalations
 from router.dispatch_thread import DispatchThread
@@ -32,6 +34,7 @@ from router.http import (
 )
 from router.http.auth import auth_middleware, resolve_token
 from router.http.keys import (
+    AGENTS,
     BROKER,
     CLOCK,
     CONVERSATIONS,
@@ -40,6 +43,7 @@ from router.http.keys import (
     INGESTOR,
     METRICS,
     POLICY,
+    PRESENCE,
     SETTINGS,
     SOCKETS,
     STORE,
@@ -51,6 +55,7 @@ from router.models import IngestResult
 from router.pipeline import Ingestor
 from router.policy import load_policy
 from router.ports import Broker, Store
+from router.presence import PresenceStore
 from router.settings import Settings, masked_url
 
 log = structlog.get_logger("router.app")
@@ -63,7 +68,8 @@ def create_app(
     settings: Settings, *, clock: Clock | None = None, run_timers: bool = True
 ) -> web.Application:
     """The daemon's application. ``run_timers=False`` leaves firing the escalation
-    timers to the caller (``app[ESCALATIONS].fire_due()``: tests on a manual clock)."""
+    timers and sweeping agent leases to the caller (``app[ESCALATIONS].fire_due()``,
+    ``app[AGENTS].sweep()``: tests on a manual clock)."""
     app = web.Application(
         client_max_size=settings.http.max_body_bytes,
         middlewares=[error_middleware, auth_middleware],
@@ -96,6 +102,8 @@ def create_app(
             _dispatch_ctx,
             _escalation_ctx,
             _inbound_ctx,
+            _presence_ctx,
+            _agents_ctx,
         ]
     )
     app.on_shutdown.append(_close_sockets)
@@ -240,6 +248,44 @@ async def _inbound_ctx(app: web.Application) -> AsyncIterator[None]:
 
     await app[BROKER].consume_inbound(handle)
     yield
+
+
+def build_presence(settings: Settings) -> PresenceStore:
+    if settings.embedded:
+        from router.backends.memory_presence import MemoryPresence
+
+        return MemoryPresence()
+    from router.backends.redis_presence import RedisPresence
+
+    return RedisPresence(settings.redis.url.get(), prefix=settings.redis.prefix)
+
+
+async def _presence_ctx(app: web.Application) -> AsyncIterator[None]:
+    presence = build_presence(app[SETTINGS])
+    app[PRESENCE] = presence
+    await presence.open()
+    try:
+        yield
+    finally:
+        await presence.close()
+
+
+async def _agents_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    agents = Agents(
+        presence=app[PRESENCE],
+        broker=app[BROKER],
+        clock=app[CLOCK],
+        settings=settings.agents,
+        queues=settings.queue_names,
+    )
+    app[AGENTS] = agents
+    if app[RUN_TIMERS]:
+        agents.start()
+    try:
+        yield
+    finally:
+        await agents.stop()
 
 
 async def _close_sockets(app: web.Application) -> None:

@@ -145,6 +145,16 @@ class DispatchSettings:
 
 
 @dataclass(frozen=True)
+class AgentsSettings:
+    lease_s: float = 30.0
+    """How long an agent's presence holds when its announcement names no ``lease_s``."""
+    heartbeat_s: float = 10.0
+    """How often an agent socket is sent ``{"type": "heartbeat", "lease_until"}``."""
+    sweep_ms: int = 500
+    """How often each router process looks for lapsed leases and closes their sockets."""
+
+
+@dataclass(frozen=True)
 class IdentitySettings:
     default_region: str = ""
     """ISO country for phone numbers written without '+', e.g. "ES"; empty: '+' needed."""
@@ -165,6 +175,7 @@ class Settings:
     amqp: AmqpSettings = field(default_factory=AmqpSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
+    agents: AgentsSettings = field(default_factory=AgentsSettings)
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     log: LogSettings = field(default_factory=LogSettings)
     tables: PolicyTables = field(default_factory=PolicyTables)
@@ -241,6 +252,9 @@ CHECKS: dict[tuple[str, str], _Check] = {
     ("dispatch", "poll_ms"): _positive,
     ("dispatch", "history_limit"): lambda v: None if v >= 0 else "must be 0 or more",
     ("dispatch", "batch_max"): _positive,
+    ("agents", "lease_s"): _positive,
+    ("agents", "heartbeat_s"): _positive,
+    ("agents", "sweep_ms"): _positive,
     ("log", "level"): _one_of("debug", "info", "warning", "error"),
     ("log", "format"): _one_of("auto", "json", "console"),
 }

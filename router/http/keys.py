@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from router.agents import Agents
 from router.clock import Clock
 from router.conversations import Conversations, Escalations
 from router.dispatch_thread import DispatchThread
@@ -12,6 +13,7 @@ from router.metrics import Metrics
 from router.pipeline import Ingestor
 from router.policy import RoutingPolicy
 from router.ports import Broker, Store
+from router.presence import PresenceStore
 from router.settings import Secret, Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -25,4 +27,6 @@ CONVERSATIONS = web.AppKey("conversations", Conversations)
 ESCALATIONS = web.AppKey("escalations", Escalations)
 DISPATCHER: web.AppKey[Dispatcher | DispatchThread] = web.AppKey("dispatcher")
 TOKEN = web.AppKey("token", Secret)
+PRESENCE = web.AppKey("presence", PresenceStore)
+AGENTS = web.AppKey("agents", Agents)
 SOCKETS: web.AppKey[set[web.WebSocketResponse[bool]]] = web.AppKey("sockets")

@@ -1,12 +1,10 @@
 """Agent queues: ``GET /v1/queues`` (depth, oldest deadline, consumers) and
 ``GET /v1/queues/{name}/subscribe``, the WebSocket agent tools consume over.
 
-Socket protocol (JSON text frames). The daemon sends
-``{"type": "item", "redelivered": bool, "item": <work item>}`` for each delivery, at
-most ``capacity`` unacknowledged at once, and
-``{"type": "error", "error": {"code", "message"}}`` for a frame it cannot use. The tool
-answers ``{"ack": "<item_id>"}`` or ``{"nack": "<item_id>", "requeue": true}``. Items
-not acked when the socket closes go back to the queue at once.
+Socket protocol: JSON text frames, see ``router.http.frames``. The daemon sends each
+delivery as an item frame, at most ``capacity`` unacknowledged at once, and an error
+frame for a frame it cannot use; the tool answers ack or nack. Items not acked when the
+socket closes go back to the queue at once.
 """
 
 from __future__ import annotations
@@ -20,8 +18,9 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from router.errors import InputError, NotFound
+from router.http.frames import Answer, decode_json, item_frame, send_error, to_answer
 from router.http.keys import BROKER, SETTINGS, SOCKETS, STORE
-from router.http.responses import error_body, json_response
+from router.http.responses import json_response
 from router.ports import Delivery, Subscription
 from router.queue_spec import is_agent_queue
 
@@ -29,17 +28,10 @@ log = structlog.get_logger("router.http.queues")
 routes = web.RouteTableDef()
 
 MAX_CAPACITY = 1000
-_encoder = msgspec.json.Encoder()
 
 
 class _ItemId(msgspec.Struct):
     item_id: str
-
-
-class _Answer(msgspec.Struct, forbid_unknown_fields=True):
-    ack: str | None = None
-    nack: str | None = None
-    requeue: bool = True
 
 
 @routes.get("/v1/queues")
@@ -116,11 +108,7 @@ async def _send_items(
     async for delivery in subscription:
         item_id = msgspec.json.decode(delivery.body, type=_ItemId).item_id
         held[item_id] = delivery
-        frame = b'{"type":"item","redelivered":%s,"item":%s}' % (
-            b"true" if delivery.redelivered else b"false",
-            delivery.body,
-        )
-        await ws.send_str(frame.decode())
+        await ws.send_str(item_frame(delivery.body, redelivered=delivery.redelivered))
 
 
 async def _read_answers(ws: web.WebSocketResponse, held: dict[str, Delivery]) -> None:
@@ -128,23 +116,19 @@ async def _read_answers(ws: web.WebSocketResponse, held: dict[str, Delivery]) ->
         if frame.type != WSMsgType.TEXT:
             continue
         try:
-            answer = msgspec.json.decode(frame.data, type=_Answer)
-        except msgspec.MsgspecError as exc:
-            await _send_error(ws, "bad_frame", f'expected {{"ack": id}} or {{"nack": id}}: {exc}')
+            answer = to_answer(decode_json(frame.data))
+        except InputError as exc:
+            await send_error(ws, "bad_frame", exc.message)
             continue
         await _settle(ws, held, answer)
 
 
-async def _settle(ws: web.WebSocketResponse, held: dict[str, Delivery], answer: _Answer) -> None:
-    item_id = answer.ack or answer.nack
+async def _settle(ws: web.WebSocketResponse, held: dict[str, Delivery], answer: Answer) -> None:
+    item_id = answer.item_id
     delivery = held.pop(item_id, None) if item_id else None
     if delivery is None:
-        await _send_error(ws, "unknown_item", f"no unacknowledged item {item_id!r} on this socket")
+        await send_error(ws, "unknown_item", f"no unacknowledged item {item_id!r} on this socket")
     elif answer.ack:
         await delivery.ack()
     else:
         await delivery.nack(requeue=answer.requeue)
-
-
-async def _send_error(ws: web.WebSocketResponse, code: str, message: str) -> None:
-    await ws.send_str(_encoder.encode({"type": "error", **error_body(code, message)}).decode())
