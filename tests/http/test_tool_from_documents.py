@@ -92,7 +92,7 @@ class DocumentedTool:
             if _schema_name(item.get("post", {}).get("requestBody")) == schema
         ]
         assert len(found) == 1, found
-        return found[0]
+        return str(found[0])
 
     def path_answering(self, schema: str) -> str:
         """The OpenAPI path whose GET answers ``schema`` with 200."""
@@ -102,7 +102,7 @@ class DocumentedTool:
             if _schema_name(item.get("get", {}).get("responses", {}).get("200")) == schema
         ]
         assert len(found) == 1, found
-        return found[0]
+        return str(found[0])
 
     def event_types(self) -> list[str]:
         schema = self.openapi["components"]["schemas"]["AgentEvent"]
@@ -138,7 +138,7 @@ class DocumentedTool:
             if on_protocol and parameter in item.get("parameters", {}) and frame in messages:
                 found.append(name)
         assert len(found) == 1, found
-        return found[0]
+        return str(found[0])
 
     def _messages(self, message: dict[str, Any]) -> set[str]:
         """The names of the messages an operation sends (``oneOf`` or one)."""
