@@ -316,6 +316,37 @@ async def test_real_items_and_frames_validate(app_client: Client) -> None:
         await ws.send_json({"ack": again["item"]["item_id"]})
 
 
+async def test_real_agent_socket_frames_validate(app_client: Client) -> None:
+    doc = await fetch(app_client)
+    path = "/v1/agents/ana/subscribe"
+    async with app_client.ws_connect(path, headers=AUTH) as ws:
+
+        async def answer(frame: dict[str, Any], message: str) -> dict[str, Any]:
+            payload_validator(doc, message).validate(frame)
+            await ws.send_json(frame)
+            reply: dict[str, Any] = await asyncio.wait_for(ws.receive_json(), RECEIVE_S)
+            return reply
+
+        presence = {"type": "presence", "status": "available", "queues": ["default"]}
+        heartbeat = await answer(presence, "PresenceFrame")
+        payload_validator(doc, "HeartbeatFrame").validate(heartbeat)
+        await app_client.post("/v1/messages", json=message(), headers=AUTH)
+        item = await asyncio.wait_for(ws.receive_json(), RECEIVE_S)
+        payload_validator(doc, "ItemFrame").validate(item)
+        await ws.send_json({"ack": item["item"]["item_id"]})
+        heartbeat = await answer({"type": "heartbeat"}, "ClientHeartbeatFrame")
+        payload_validator(doc, "HeartbeatFrame").validate(heartbeat)
+        error = await answer({"ack": "itm_unknown"}, "AckFrame")
+        payload_validator(doc, "ErrorFrame").validate(error)
+
+
+@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+async def test_the_document_is_public(app_client: Client) -> None:
+    """Like the OpenAPI document: a tool author reads it before holding a token."""
+    resp = await app_client.get("/v1/asyncapi.json")
+    assert resp.status == 200
+
+
 async def _take(subscription: Subscription, count: int) -> list[dict[str, Any]]:
     bodies = []
     async with asyncio.timeout(RECEIVE_S):
