@@ -25,6 +25,7 @@ from yarl import URL
 
 from router import __version__
 from router.http.keys import SETTINGS
+from router.http.queues import MAX_CAPACITY
 from router.http.responses import json_response
 from router.lifecycle import EventPayload
 from router.models import EventType, InboundMessage, MergeRecord, WorkItem
@@ -37,8 +38,6 @@ ASYNCAPI_VERSION: Final = "2.6.0"
 AGENT_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,127}$"
 """``router.queue_spec.valid_agent_id`` as a JSON Schema pattern (the test holds them
 equal)."""
-MAX_CAPACITY: Final = 1000
-"""``router.http.queues.MAX_CAPACITY``."""
 
 _REF: Final = "#/components/schemas/{name}"
 _AMQP_BINDING: Final = "0.2.0"
