@@ -1,24 +1,23 @@
-"""A minimal agent tool on RabbitMQ: prefetch is its capacity; ack after handling."""
+"""A minimal agent tool on RabbitMQ, on ``router.client``: prefetch is its capacity;
+ack after handling. The same ``Offer`` objects as over the WebSocket."""
 
 import asyncio
-import json
 import os
 
-import aio_pika
+from router.client import AmqpSubscriber
 
 AMQP_URL = os.environ.get("OMNIROUTE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 async def main() -> None:
-    async with await aio_pika.connect_robust(AMQP_URL) as connection:
-        channel = await connection.channel()
-        await channel.set_qos(prefetch_count=3)
-        queue = await channel.declare_queue("omniroute.queue.default", passive=True)
-        async with queue.iterator() as items:
-            async for message in items:
-                item = json.loads(message.body)
-                print(item["priority"], item["deadline"], item["message"]["text"], flush=True)
-                await message.ack()
+    async with (
+        AmqpSubscriber(AMQP_URL) as rabbit,
+        rabbit.subscribe("default", prefetch=3) as offers,
+    ):
+        async for offer in offers:
+            item = offer.item
+            print(item.priority, item.deadline, item.message.text, flush=True)
+            await offer.ack()
 
 
 asyncio.run(main())

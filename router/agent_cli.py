@@ -236,14 +236,16 @@ class Keys:
         """One lower-case key, ``""`` for Enter, ``q`` at the end of input."""
         print(prompt, end="", file=out, flush=True)
         data = await (self._reader.read(1) if self._cooked else self._reader.readline())
-        if self._cooked:
-            print(file=out)
+        print(file=out)  # a single key or a piped line left the cursor after the prompt
         return data.decode(errors="replace").strip()[:1].lower() if data else "q"
 
     async def line(self, prompt: str, out: TextIO) -> str:
-        print(prompt, end="", file=out, flush=True)
         with self._cooked() if self._cooked else contextlib.nullcontext():
-            return (await self._reader.readline()).decode(errors="replace").strip()
+            print(prompt, end="", file=out, flush=True)
+            line = await self._reader.readline()
+        if self._cooked is None:
+            print(file=out)  # a pipe does not echo
+        return line.decode(errors="replace").strip()
 
     @classmethod
     def stdin(cls, stack: contextlib.ExitStack | contextlib.AsyncExitStack) -> Keys:

@@ -161,7 +161,7 @@ async def test_keys_from_a_pipe_are_one_per_line_and_end_as_quit() -> None:
     assert await keys.key("> ", out) == "t"
     assert await keys.line("queue> ", out) == "billing"
     assert await keys.key("> ", out) == "q"
-    assert out.getvalue() == "> > > queue> > "
+    assert out.getvalue() == "> \n> \n> \nqueue> \n> \n"
 
 
 async def test_keys_on_a_terminal_are_single_bytes_and_lines_are_cooked() -> None:
