@@ -82,7 +82,7 @@ class AgentSocket(Protocol):
         """Send one work item; ``SocketClosed`` if the socket is gone."""
         ...
 
-    async def send_heartbeat(self, lease_until: datetime | None) -> None: ...
+    async def send_heartbeat(self, lease_until: datetime) -> None: ...
 
     async def close(self, *, code: int, reason: str) -> None: ...
 
@@ -473,8 +473,9 @@ class AgentSession:
                 await subscription.close()
 
     async def _heartbeat(self, state: AgentState | None) -> None:
+        """Tell the tool until when its lease holds (nothing to tell before it announced)."""
         now = self._service.clock.now()
         self._next_heartbeat = now + timedelta(seconds=self._service.settings.heartbeat_s)
-        lease_until = state.lease_until if state is not None else None
-        with contextlib.suppress(SocketClosed):
-            await self._socket.send_heartbeat(lease_until)
+        if state is not None:
+            with contextlib.suppress(SocketClosed):
+                await self._socket.send_heartbeat(state.lease_until)

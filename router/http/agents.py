@@ -104,7 +104,7 @@ class _Socket:
     async def send_item(self, body: bytes, *, redelivered: bool) -> None:
         await self._send(item_frame(body, redelivered=redelivered))
 
-    async def send_heartbeat(self, lease_until: datetime | None) -> None:
+    async def send_heartbeat(self, lease_until: datetime) -> None:
         await self._send(heartbeat_frame(lease_until))
 
     async def close(self, *, code: int, reason: str) -> None:

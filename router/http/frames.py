@@ -57,7 +57,7 @@ def item_frame(body: bytes, *, redelivered: bool) -> str:
     return frame.decode()
 
 
-def heartbeat_frame(lease_until: datetime | None) -> str:
+def heartbeat_frame(lease_until: datetime) -> str:
     return _encoder.encode({"type": "heartbeat", "lease_until": lease_until}).decode()
 
 

@@ -159,6 +159,31 @@ async def test_capacity_is_per_channel(client: Client, clock: ManualClock) -> No
     assert (await agent(client, "ana"))["holding"] == []
 
 
+async def test_more_items_than_a_full_channel_holds_back_go_to_other_agents(
+    client: Client, clock: ManualClock
+) -> None:
+    await announce(client, "ana", status="available", queues=["default"], capacity={"chat": 1})
+    async with subscribe(client, "ana") as ws:
+        accepted = []
+        for n in range(3):
+            accepted.append(await post(client, customer(n)))
+            clock.advance(1)
+        first = await next_frame(ws)
+        assert first["item"]["conversation_id"] == accepted[0]["conversation_id"]
+        await nothing_pending(client, ws)  # the second waits here, the third is given back
+        async with client.ws_connect("/v1/queues/default/subscribe", headers=AUTH) as other:
+            given_back = await next_frame(other)
+            await other.send_json({"ack": given_back["item"]["item_id"]})
+        assert given_back["item"]["conversation_id"] == accepted[2]["conversation_id"]
+        assert given_back["redelivered"] is True
+        assert (await agent(client, "ana"))["load"] == {"chat": 1}
+        await ws.send_json({"ack": first["item"]["item_id"]})
+        second = await next_frame(ws)
+        assert second["item"]["conversation_id"] == accepted[1]["conversation_id"]
+        await ws.send_json({"ack": second["item"]["item_id"]})
+        await nothing_pending(client, ws)
+
+
 async def test_lease_expiry_closes_the_socket_and_returns_the_item(
     client: Client, clock: ManualClock
 ) -> None:
@@ -264,9 +289,7 @@ async def test_bad_presence_is_refused(client: Client) -> None:
 
 
 async def test_bad_frames_get_error_frames_and_the_socket_keeps_working(client: Client) -> None:
-    async with subscribe(client, "ana") as ws:
-        heartbeat = await next_frame(ws, "heartbeat")
-        assert heartbeat["lease_until"] is None  # no presence yet
+    async with subscribe(client, "ana") as ws:  # no presence yet: no lease, no heartbeat
         for bad, code in [
             ("not json", "bad_frame"),
             ('{"type": "dance"}', "bad_frame"),
