@@ -122,7 +122,11 @@ def build_backends(settings: Settings) -> tuple[Store, Broker]:
 
     return (
         RedisStore(settings.redis.url.get(), prefix=settings.redis.prefix),
-        AmqpBroker(settings.amqp.url.get(), prefix=settings.amqp.prefix),
+        AmqpBroker(
+            settings.amqp.url.get(),
+            prefix=settings.amqp.prefix,
+            queue_type=settings.amqp.queue_type,
+        ),
     )
 
 
