@@ -29,7 +29,6 @@ from router.models import EventType, InboundMessage
 from router.presence import AgentState, PresenceIn
 
 _encoder = msgspec.json.Encoder()
-_agent_state = msgspec.json.Decoder(AgentState)
 
 
 def _seg(value: str) -> str:
@@ -40,7 +39,7 @@ class Client:
     """One connection pool to one daemon. ``token`` is the API token or an agent's token;
     the session is made on ``__aenter__`` (or ``open()``) and closed on exit."""
 
-    def __init__(self, base_url: str, token: str | None = None, *, timeout_s: float = 30.0):
+    def __init__(self, base_url: str, token: str | None = None, *, timeout_s: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -96,7 +95,7 @@ class Client:
         """Announce an agent (status, queues, skills, capacity per channel). A lease:
         announce again before it ends, or the agent goes offline."""
         answer = await self._call("POST", f"/v1/agents/{_seg(agent_id)}/presence", presence)
-        return _agent_state.decode(_encoder.encode(answer))
+        return msgspec.convert(answer, AgentState)
 
     async def agents(self) -> list[dict[str, Any]]:
         """Every known agent: status, queues, capacity, load and the items it holds."""

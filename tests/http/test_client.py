@@ -134,3 +134,15 @@ async def test_an_agent_announces_and_takes_its_items_over_its_own_socket(api: C
         assert [held["item_id"] for held in ana["holding"]] == [offer.item.item_id]
         await offer.ack()
         assert offers.lease_until is not None
+
+
+async def test_an_error_frame_is_raised_and_the_subscription_goes_on(api: Client) -> None:
+    async with api.subscribe("default") as offers:
+        await offers._send({"ack": "itm_nope"})  # what a buggy tool might send
+        with pytest.raises(ClientError) as caught:
+            await next_offer(offers)
+        assert (caught.value.status, caught.value.code) == (400, "unknown_item")
+        accepted = await api.post_message(message())
+        offer = await next_offer(offers)
+        assert offer.item.conversation_id == accepted["conversation_id"]
+        await offer.ack()
