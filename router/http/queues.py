@@ -79,7 +79,9 @@ async def subscribe(request: web.Request) -> web.WebSocketResponse:
         await _serve(ws, subscription)
     finally:
         request.app[SOCKETS].discard(ws)
-        await subscription.close()
+        # aiohttp cancels the handler when the peer goes away; the subscription must
+        # still close so its unacked items return to the queue at once
+        await asyncio.shield(subscription.close())
         log.info("agent.unsubscribed", queue=name)
     return ws
 
