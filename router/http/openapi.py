@@ -3,9 +3,9 @@ generated from the model structs, so the document cannot drift from the code; th
 written by hand (errors, queue list, a clock as the API shows it) are checked against
 the code by the document's test.
 
-Events go to RabbitMQ, not over HTTP, so they have no path: their JSON body is the
-``Event`` component (``EventPayload`` inside), for tools that consume
-``omniroute.events``."""
+Events go to RabbitMQ, not over HTTP, so they have no path: the ``Event`` component
+pairs the routing key with the message body, ``EventPayload`` (``MergeRecord`` for
+``customer.merged``); ``/v1/asyncapi.json`` documents the queues and events in full."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from router.models import (
     MergeRecord,
     WorkItem,
 )
+from router.presence import AgentState, PresenceIn
 
 routes = web.RouteTableDef()
 
@@ -59,6 +60,27 @@ _EVENTS_DOC = (
     "resolved stops them and withdraws the waiting item, reopened restarts them) and "
     "publishes conversation.<type> to omniroute.events (body: the Event schema). "
     "409 names why the transition is impossible (a reply to a resolved conversation)."
+)
+
+
+_PRESENCE_DOC = (
+    "status available / away / offline; queues it serves (its personal queue agent.<id> "
+    'always); skills; capacity per channel ({"chat": 3, "email": 5}, key default '
+    "for the rest). With no new announcement within the lease the agent is offline: its "
+    "sockets close (code 4000) and their unacknowledged items return to their queues."
+)
+_MINT_DOC = (
+    "The token (agt.<payload>.<signature>) reaches only what an agent tool needs: "
+    "GET /v1/queues and queue sockets (not another agent's personal queue), its own "
+    "/v1/agents/{id}/ paths, conversations (events only as itself) and a customer's "
+    "record and history; anything else is 403 forbidden. Rotating the API token revokes "
+    "every agent token."
+)
+_AGENT_SOCKET_DOC = (
+    'Frames from the daemon: item (as on the queue socket), {"type": "heartbeat", '
+    '"lease_until"} and error. Frames from the tool: {"ack": id}, {"nack": id, '
+    '"requeue": bool}, {"type": "heartbeat"} (renews the lease) and {"type": "presence", '
+    "...PresenceIn} (announces). See /v1/asyncapi.json."
 )
 
 
@@ -235,6 +257,69 @@ def _paths() -> dict[str, Any]:
                 "responses": {"200": _json(_ref("QueueList"), "queues"), **_errors(401)},
             }
         },
+        "/v1/agents": {
+            "get": {
+                "summary": "Agents: status, queues, skills, capacity, load and what they hold",
+                "responses": {"200": _json(_ref("AgentList"), "agents"), **_errors(401, 403)},
+            }
+        },
+        "/v1/agents/{id}": {
+            "get": {
+                "summary": "One agent's presence and load",
+                "parameters": [_ID],
+                "responses": {
+                    "200": _json(_ref("AgentView"), "agent"),
+                    **_errors(401, 403, 404),
+                },
+            }
+        },
+        "/v1/agents/{id}/presence": {
+            "post": {
+                "summary": "Announce or renew an agent's presence (a lease of lease_s)",
+                "description": _PRESENCE_DOC,
+                "parameters": [_ID],
+                "requestBody": {"required": True, **_json(_ref("PresenceIn"), "presence")},
+                "responses": {
+                    "200": _json(_ref("AgentView"), "the agent after the announcement"),
+                    "422": _json(_ref("Error"), "invalid_agent_id or unknown_queue"),
+                    **_errors(400, 401, 403, 413),
+                },
+            }
+        },
+        "/v1/agents/{id}/token": {
+            "post": {
+                "summary": "Mint a per-agent token (API token only)",
+                "description": _MINT_DOC,
+                "parameters": [_ID],
+                "requestBody": {
+                    "required": False,
+                    **_json(
+                        {
+                            "type": "object",
+                            "properties": {"ttl_s": {"type": "number", "exclusiveMinimum": 0}},
+                        },
+                        "optional lifetime in seconds (default 30 days, at most 365 days)",
+                    ),
+                },
+                "responses": {
+                    "201": _json(_ref("AgentToken"), "the token"),
+                    "422": _json(_ref("Error"), "invalid_agent_id"),
+                    **_errors(400, 401, 403),
+                },
+            }
+        },
+        "/v1/agents/{id}/subscribe": {
+            "get": {
+                "summary": "WebSocket: the agent's own items (personal queue and the queues "
+                "of its presence) within its capacity per channel",
+                "description": _AGENT_SOCKET_DOC,
+                "parameters": [_ID],
+                "responses": {
+                    "101": {"description": "switching to WebSocket"},
+                    **_errors(400, 401, 403, 422),
+                },
+            }
+        },
         "/v1/queues/{name}/subscribe": {
             "get": {
                 "summary": 'WebSocket: receive work items, answer {"ack": id} or {"nack": id}',
@@ -328,6 +413,33 @@ def _extra_schemas() -> dict[str, Any]:
                 "duplicate": {"type": "boolean"},
             },
         },
+        "AgentView": {
+            "description": "An agent's presence, with its load (items held per channel)",
+            "allOf": [
+                _ref("AgentState"),
+                {
+                    "type": "object",
+                    "required": ["load"],
+                    "properties": {
+                        "load": {"type": "object", "additionalProperties": {"type": "integer"}}
+                    },
+                },
+            ],
+        },
+        "AgentList": {
+            "type": "object",
+            "required": ["agents"],
+            "properties": {"agents": {"type": "array", "items": _ref("AgentView")}},
+        },
+        "AgentToken": {
+            "type": "object",
+            "required": ["agent_id", "token", "expires_at"],
+            "properties": {
+                "agent_id": string,
+                "token": string,
+                "expires_at": {"type": "string", "format": "date-time"},
+            },
+        },
         "QueueList": {
             "type": "object",
             "properties": {
@@ -359,6 +471,8 @@ _STRUCTS = (
     WorkItem,
     AgentEvent,
     Event,
+    PresenceIn,
+    AgentState,
 )
 
 
@@ -370,9 +484,11 @@ def document() -> dict[str, Any]:
     )
     components["Event"] = {
         **components["Event"],
-        "description": "A message on the topic exchange omniroute.events. Routing keys: "
+        "description": "An event on the topic exchange omniroute.events: the message body "
+        "is `payload` (JSON), published with `routing_key` as the AMQP routing key. Keys: "
         "sla.warning, sla.breached, conversation.<accepted|replied|pending|resolved|"
-        "reopened|transferred>, conversation.overflowed.",
+        "reopened|transferred>, conversation.overflowed; customer.merged (body: "
+        "MergeRecord).",
     }
     return {
         "openapi": "3.1.0",

@@ -43,6 +43,11 @@ async def test_openapi_document_is_valid_and_public(client: Client) -> None:
     validate(document)
     assert "/v1/messages" in document["paths"]
     assert "WorkItem" in document["components"]["schemas"]
+    for path in ("/v1/agents", "/v1/agents/{id}/presence", "/v1/agents/{id}/token"):
+        assert path in document["paths"], path
+    assert "/v1/agents/{id}/subscribe" in document["paths"]
+    schemas = document["components"]["schemas"]
+    assert {"PresenceIn", "AgentState", "AgentView", "AgentToken"} <= set(schemas)
 
 
 def _schema(document: dict[str, Any], name: str) -> Draft202012Validator:
