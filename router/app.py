@@ -52,7 +52,7 @@ from router.http.keys import (
 from router.http.responses import error_middleware
 from router.metrics import Metrics
 from router.models import IngestResult
-from router.pipeline import Ingestor
+from router.pipeline import Ingestor, timed_overflow_queues
 from router.policy import load_policy
 from router.ports import Broker, Store
 from router.presence import PresenceStore
@@ -185,6 +185,7 @@ async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
         on_queued=lambda queue: app[DISPATCHER].wake(queue),  # noqa: PLW0108 — DISPATCHER is set later
         on_merged=lambda result: _on_merged(app, result),
         on_stored=app[CONVERSATIONS].customer_message,
+        overflow_queues=timed_overflow_queues(app[POLICY].queues),
     )
     app[INGESTOR] = ingestor
     try:

@@ -192,10 +192,12 @@ class ConversationSla(msgspec.Struct, kw_only=True):
 
     @property
     def awaiting_response(self) -> bool:
-        """A first- or next-response clock runs or is paused: the customer is owed a
-        reply, so a further message from them starts no new response clock."""
+        """A first- or next-response clock runs: the customer is owed a reply, so a
+        further message from them moves no clock. A paused clock does not count: the next
+        message must resume it (even if the update after a pending conversation's message
+        was lost, the one after it still resumes the clocks)."""
         return any(
-            c.kind in ("first_response", "next_response") and c.status in ("running", "paused")
+            c.kind in ("first_response", "next_response") and c.status == "running"
             for c in self.clocks
         )
 

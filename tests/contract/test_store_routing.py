@@ -751,10 +751,10 @@ def clocks_now(status: ClockStatus) -> ConversationSla:
     return msgspec.structs.replace(SLA, clocks=[msgspec.structs.replace(clock, status=status)])
 
 
-def test_sla_awaits_a_response_while_a_response_clock_runs_or_is_paused() -> None:
+def test_sla_awaits_a_response_while_a_response_clock_runs() -> None:
     resolution = SlaClock(kind="resolution", target_s=86400, started_at=T0)
     assert SLA.awaiting_response
-    assert clocks_now("paused").awaiting_response
+    assert not clocks_now("paused").awaiting_response  # the next message resumes it
     assert not clocks_now("met").awaiting_response
     assert not clocks_now("stopped").awaiting_response
     assert not msgspec.structs.replace(SLA, clocks=[resolution]).awaiting_response
@@ -791,9 +791,11 @@ async def test_the_hint_follows_every_write_of_sla_and_only_that(store: Store) -
     assert not met.awaiting_response
     assert await hint(store, cid) is False
     assert not (await update(store, cid, assignee="agent-7")).awaiting_response
-    assert (await update(store, cid, sla=clocks_now("paused"))).awaiting_response
+    assert (await update(store, cid, sla=clocks_now("running"))).awaiting_response
     assert await hint(store, cid) is True
     assert (await update(store, cid, state="pending", priority=2)).awaiting_response
+    assert not (await update(store, cid, sla=clocks_now("paused"))).awaiting_response
+    assert (await update(store, cid, sla=clocks_now("running"))).awaiting_response
     assert not (await update(store, cid, sla=None)).awaiting_response
     assert await hint(store, cid) is False
 
@@ -814,7 +816,7 @@ async def test_ingest_reports_the_state_before_the_message_and_the_hint(store: S
 
     await update(store, cid, state="pending", sla=clocks_now("paused"))
     on_pending = await ingest_one(store, request("e3", MARIA, thread="t", sent_at=T0 + HOUR))
-    assert (on_pending.previous_state, on_pending.awaiting_response) == ("pending", True)
+    assert (on_pending.previous_state, on_pending.awaiting_response) == ("pending", False)
 
     await update(store, cid, sla=clocks_now("met"))
     answered = await ingest_one(store, request("e4", MARIA, thread="t", sent_at=T0 + 2 * HOUR))

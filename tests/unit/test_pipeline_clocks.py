@@ -226,7 +226,7 @@ async def test_a_follow_up_on_a_pending_conversation_resumes_its_clocks(
     assert kinds_running(await harness.conversation(first.conversation_id)) == []
 
     follow_up, reads = await harness.write()
-    assert (follow_up.previous_state, follow_up.awaiting_response) == ("pending", True)
+    assert (follow_up.previous_state, follow_up.awaiting_response) == ("pending", False)
     assert reads == 1
     stored = await harness.conversation(first.conversation_id)
     assert stored.state == "open"
