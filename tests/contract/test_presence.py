@@ -14,14 +14,19 @@ Readings of the protocol this suite pins down:
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from router.errors import NotFound
-from router.presence import AgentState, HeldItem, PresenceIn, PresenceStore
+from router.presence import AgentState, AgentStatus, HeldItem, PresenceIn, PresenceStore
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
@@ -350,3 +355,142 @@ async def test_concurrent_expirers_never_both_take_an_agent(
     states = await second.all(now=T0)
     assert {state.status for state in states} == {"offline"}
     assert all(state.holding == [] for state in states)
+
+
+# --- any sequence of calls, against a plain model ----------------------------------------
+
+
+@dataclass
+class _Modelled:
+    status: AgentStatus
+    lease_until: datetime
+    updated_at: datetime
+    gone: bool  # announced offline, or expired
+    holding: dict[str, HeldItem] = field(default_factory=dict)
+
+
+Call = (
+    tuple[Literal["announce"], int, AgentStatus, int]
+    | tuple[Literal["hold"], int, int, str]
+    | tuple[Literal["release"], int, int]
+    | tuple[Literal["expire"]]
+    | tuple[Literal["read"], int]
+)
+Op = tuple[int, Call]  # seconds the clock moves first, then the call
+# A clock moving in 5 s steps, leases of 0 to 10 s, two agents and two items: ties
+# (a lease ending exactly at an expire or a read, an item offered twice) come up often.
+agents = st.integers(0, 1)
+items = st.integers(0, 1)
+announce_calls = st.tuples(
+    st.just("announce"),
+    agents,
+    st.sampled_from(["available", "away", "offline"]),
+    st.sampled_from([0, 5, 10]),
+)
+hold_calls = st.tuples(st.just("hold"), agents, items, st.sampled_from(["chat", "email"]))
+# Announcements and holds twice as likely as the rest: what the other calls act on.
+calls = st.one_of(
+    announce_calls,
+    announce_calls,
+    hold_calls,
+    hold_calls,
+    st.tuples(st.just("release"), agents, items),
+    st.tuples(st.just("expire")),
+    st.tuples(st.just("read"), st.sampled_from([-5, 0, 5])),
+)
+operations = st.lists(st.tuples(st.sampled_from([0, 5]), calls), min_size=4, max_size=30)
+
+
+class _Run:
+    """One example: agents named with a salt, so examples sharing a store stay apart."""
+
+    def __init__(self, store: PresenceStore) -> None:
+        self.store = store
+        self.salt = uuid.uuid4().hex[:8]
+        self.model: dict[str, _Modelled] = {}
+        self.now = T0
+
+    def agent(self, n: int) -> str:
+        return f"agent{n}-{self.salt}"
+
+    async def apply(self, op: Op) -> None:
+        advance_s, call = op
+        self.now += advance_s * SECOND
+        match call:
+            case ("announce", n, status, lease_s):
+                await self.announce(self.agent(n), status, self.now + lease_s * SECOND)
+            case ("hold", n, item, channel):
+                offered = HeldItem(item_id=f"i{item}", channel=channel, queue="q", since=self.now)
+                await self.hold(self.agent(n), offered)
+            case ("release", n, item):
+                await self.store.release(self.agent(n), f"i{item}")
+                if (agent := self.model.get(self.agent(n))) is not None:
+                    agent.holding.pop(f"i{item}", None)
+            case ("expire",):
+                await self.expire(self.now)
+            case ("read", offset_s):
+                await self.check(self.now + offset_s * SECOND)
+
+    async def announce(self, agent_id: str, status: AgentStatus, lease_until: datetime) -> None:
+        state = await self.store.announce(
+            agent_id, PresenceIn(status=status), now=self.now, lease_until=lease_until
+        )
+        old = self.model.get(agent_id)
+        self.model[agent_id] = _Modelled(
+            status, lease_until, self.now, status == "offline", old.holding if old else {}
+        )
+        assert state == self.expected(agent_id, self.now)
+
+    async def hold(self, agent_id: str, offered: HeldItem) -> None:
+        agent = self.model.get(agent_id)
+        if agent is None:
+            with pytest.raises(NotFound):
+                await self.store.hold(agent_id, offered)
+        else:
+            await self.store.hold(agent_id, offered)
+            agent.holding.setdefault(offered.item_id, offered)
+
+    async def expire(self, now: datetime) -> None:
+        mine = [agent_id for agent_id in await self.store.expire(now) if self.salt in agent_id]
+        lapsed = sorted(
+            agent_id
+            for agent_id, agent in self.model.items()
+            if not agent.gone and agent.lease_until <= now
+        )
+        assert mine == lapsed
+        for agent_id in lapsed:
+            self.model[agent_id].gone = True
+            self.model[agent_id].holding = {}
+
+    def expected(self, agent_id: str, now: datetime) -> AgentState:
+        agent = self.model[agent_id]
+        offline = agent.gone or agent.lease_until <= now
+        return AgentState(
+            agent_id=agent_id,
+            status="offline" if offline else agent.status,
+            lease_until=agent.lease_until,
+            updated_at=agent.updated_at,
+            holding=sorted(agent.holding.values(), key=lambda h: (h.since, h.item_id)),
+        )
+
+    async def check(self, now: datetime) -> None:
+        mine = [s for s in await self.store.all(now=now) if self.salt in s.agent_id]
+        assert mine == [self.expected(agent_id, now) for agent_id in sorted(self.model)]
+        for n in range(2):
+            got = await self.store.get(self.agent(n), now=now)
+            known = self.agent(n) in self.model
+            assert got == (self.expected(self.agent(n), now) if known else None)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=operations)
+async def test_any_sequence_of_calls_follows_the_model(
+    presence: PresenceStore, ops: list[Op]
+) -> None:
+    run = _Run(presence)
+    for op in ops:
+        await run.apply(op)
+    await run.check(run.now)
+    await run.check(run.now + 100 * SECOND)
+    await run.expire(run.now + 100 * SECOND)  # also leaves nothing for the next example
+    await run.check(T0)
