@@ -16,16 +16,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import pytest
+import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from router.errors import NotFound
+from router.errors import BackendUnavailable, NotFound
 from router.presence import AgentState, AgentStatus, HeldItem, PresenceIn, PresenceStore
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -494,3 +495,64 @@ async def test_any_sequence_of_calls_follows_the_model(
     await run.check(run.now + 100 * SECOND)
     await run.expire(run.now + 100 * SECOND)  # also leaves nothing for the next example
     await run.check(T0)
+
+
+# --- RedisPresence only ---------------------------------------------------------------
+
+
+async def test_redis_keys_stay_under_the_deployment_hash_tag(
+    redis_url: str, redis_prefix: str
+) -> None:
+    from router.backends.redis_presence import RedisPresence
+
+    store = RedisPresence(redis_url, prefix=redis_prefix)
+    admin = aioredis.Redis.from_url(redis_url)
+    await store.open()
+    try:
+        await announce(store, "a1")
+        await store.hold("a1", held("i1"))
+        keys = sorted([key.decode() async for key in admin.scan_iter(match=f"*{redis_prefix}*")])
+        base = f"{{{redis_prefix}}}:"
+        assert keys == [f"{base}agents", f"{base}holding:a1", f"{base}leases"]
+    finally:
+        await store.close()
+        await admin.aclose()
+
+
+async def test_redis_scripts_are_loaded_again_after_script_flush(
+    redis_url: str, redis_prefix: str
+) -> None:
+    from router.backends.redis_presence import RedisPresence
+
+    store = RedisPresence(redis_url, prefix=redis_prefix)
+    admin = aioredis.Redis.from_url(redis_url)
+    await store.open()
+    try:
+        await announce(store, "a1")
+        await admin.script_flush()
+        await store.hold("a1", held("i1"))
+        await admin.script_flush()
+        assert await store.expire(T0 + LEASE) == ["a1"]
+    finally:
+        await store.close()
+        await admin.aclose()
+
+
+async def test_unreachable_redis_is_backend_unavailable(redis_prefix: str) -> None:
+    from router.backends.redis_presence import RedisPresence
+
+    store = RedisPresence("redis://127.0.0.1:1/0", prefix=redis_prefix)
+    try:
+        with pytest.raises(BackendUnavailable):
+            await store.open()
+        calls: list[Callable[[], Awaitable[object]]] = [
+            lambda: store.get("a1", now=T0),
+            lambda: store.all(now=T0),
+            lambda: store.release("a1", "i1"),
+            lambda: store.expire(T0),
+        ]
+        for call in calls:
+            with pytest.raises(BackendUnavailable):
+                await call()
+    finally:
+        await store.close()
