@@ -19,6 +19,7 @@ and ``conversation.overflowed``; ``EventPayload`` documents the payload.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -472,6 +473,12 @@ def _clock_timer(conv: Conversation, timer: Timer, cfg: LifecycleConfig, now: da
 # --- a new conversation ---------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
+def _decided(targets: sla.Targets) -> dict[str, int]:
+    """The targets set, for the reason (a policy has few: cached, copied by the caller)."""
+    return {k: v for k, v in msgspec.structs.asdict(targets).items() if v is not None}
+
+
 def initial(
     cfg: LifecycleConfig,
     *,
@@ -500,6 +507,5 @@ def initial(
     if team_queue is not None:
         back_at = received_at + timedelta(seconds=cfg.sticky_timeout_s)
         armed.append(sticky_timer(conversation_id, item_id, team_queue, back_at))
-    decided = {k: v for k, v in msgspec.structs.asdict(targets).items() if v is not None}
-    reason = Reason(kind="sla", name=chosen.name, decided=decided)
+    reason = Reason(kind="sla", name=chosen.name, decided=dict(_decided(targets)))
     return Opening(sla=clocks, deadline=sla.deadline(clocks), timers=armed, reason=reason)

@@ -16,18 +16,22 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Protocol
 
 import msgspec
 from msgspec.structs import replace
 
+from router.calendars import ALWAYS
 from router.models import CHANNELS, ClockKind, ConversationSla, SlaClock, Timer
 
 RESPONSE_KINDS: tuple[ClockKind, ...] = ("first_response", "next_response")
 CLOCK_KINDS: tuple[ClockKind, ...] = ("first_response", "next_response", "resolution")
 DEFAULT_POLICY = "default"
 DEFAULT_WARNING_RATIO = 0.75
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_US: Final = timedelta(microseconds=1)
 
 
 class Calendar(Protocol):
@@ -244,6 +248,15 @@ def _parse_target(value: object, path: str, problems: list[str]) -> int | None:
 # --- clocks ---------------------------------------------------------------------------
 
 
+def _add(calendar: Calendar, at: datetime, seconds: float) -> datetime:
+    """``calendar.add(at, seconds)``; for the built-in 24x7 calendar (the commonest, and
+    on every new conversation's path) without walking its day intervals: the same
+    microsecond arithmetic, so the same instant."""
+    if calendar is ALWAYS and at.utcoffset() is not None and 0 <= seconds < 1e12:
+        return _EPOCH + timedelta(microseconds=(at - _EPOCH) // _US + round(seconds * 1_000_000))
+    return calendar.add(at, seconds)
+
+
 def _running(
     kind: ClockKind, target_s: int, calendar: Calendar, at: datetime, ratio: float
 ) -> SlaClock:
@@ -251,8 +264,8 @@ def _running(
         kind=kind,
         target_s=target_s,
         started_at=at,
-        due=calendar.add(at, target_s),
-        warning_at=calendar.add(at, target_s * ratio),
+        due=_add(calendar, at, target_s),
+        warning_at=_add(calendar, at, target_s * ratio),
     )
 
 
@@ -317,11 +330,11 @@ def _run_again(clock: SlaClock, calendar: Calendar, at: datetime, ratio: float) 
     warning_at = None
     if clock.warned_at is None:
         until_warning_s = clock.target_s * ratio - (clock.target_s - remaining_s)
-        warning_at = calendar.add(at, until_warning_s) if until_warning_s > 0 else at
+        warning_at = _add(calendar, at, until_warning_s) if until_warning_s > 0 else at
     return replace(
         _end_pause(clock, at),
         status="running",
-        due=calendar.add(at, remaining_s),
+        due=_add(calendar, at, remaining_s),
         warning_at=warning_at,
         remaining_s=None,
         met_at=None,
