@@ -283,6 +283,7 @@ class AgentSession:
         self._lock = lock
         """Shared by the agent's sessions in this process: one capacity decision at a time."""
         self._subscriptions: dict[str, Subscription] = {}
+        self._subscribing = asyncio.Lock()
         self._pumps: dict[str, asyncio.Task[None]] = {}
         self._retiring: set[str] = set()
         self._forwarded: dict[str, _Offer] = {}
@@ -320,9 +321,10 @@ class AgentSession:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for subscription in self._subscriptions.values():
-            with contextlib.suppress(OmnirouteError):
-                await subscription.close()
+        async with self._subscribing:  # a subscription on its way is closed too
+            for subscription in self._subscriptions.values():
+                with contextlib.suppress(OmnirouteError):
+                    await subscription.close()
         offered, self._forwarded = list(self._forwarded), {}
         self._waiting.clear()
         for item_id in offered:
@@ -349,15 +351,21 @@ class AgentSession:
             await self._heartbeat(state)
 
     async def subscribe(self, queues: set[str], state: AgentState | None) -> None:
-        for queue in sorted(queues):
-            self._retiring.discard(queue)
-            if queue not in self._subscriptions:
-                prefetch = prefetch_for(state)
-                self._subscriptions[queue] = await self._service.broker.subscribe(
-                    queue, prefetch=prefetch
-                )
-            if self._started and queue not in self._pumps:
-                self._pump(queue)
+        # One subscriber at a time: the sweeper and a presence frame may both follow at
+        # once, and a queue subscribed twice would leave one consumer nobody reads or
+        # closes, holding its items until the process ends.
+        async with self._subscribing:
+            for queue in sorted(queues):
+                if self._finished:
+                    return
+                self._retiring.discard(queue)
+                if queue not in self._subscriptions:
+                    prefetch = prefetch_for(state)
+                    self._subscriptions[queue] = await self._service.broker.subscribe(
+                        queue, prefetch=prefetch
+                    )
+                if self._started and queue not in self._pumps and not self._finished:
+                    self._pump(queue)
 
     # --- from the tool ------------------------------------------------------------------
 
