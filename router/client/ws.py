@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -163,6 +163,14 @@ class WsSubscription:
         """Renew the lease while the tool runs: a tool that dies stops renewing, and the
         daemon gives its items back when the lease runs out."""
         while self._ws is not None and not self._ws.closed:
-            await asyncio.sleep(every_s)
+            await asyncio.sleep(self._next_heartbeat_s(every_s))
             with contextlib.suppress(ClientError):
                 await self._send({"type": "heartbeat"})
+
+    def _next_heartbeat_s(self, every_s: float) -> float:
+        """``every_s``, or sooner: a third of the time the lease has left, so a lease
+        shorter than the interval is still renewed in time."""
+        if self.lease_until is None:
+            return every_s
+        left_s = (self.lease_until - datetime.now(UTC)).total_seconds()
+        return max(min(every_s, left_s / 3), 0.05)
