@@ -410,7 +410,11 @@ class ClaimedItem(msgspec.Struct, kw_only=True):
 class BacklogStats(msgspec.Struct, kw_only=True):
     depth: int
     oldest_deadline: datetime | None = None
+    """The most urgent waiting item's urgency deadline (``router.urgency.deadline_of``
+    its score: the SLA deadline, capped by the aging bound)."""
     released: int = 0
+    at_risk: int = 0
+    """Waiting items whose urgency deadline is at or before ``at_risk_before``."""
 
 
 # --- what agent tools receive --------------------------------------------------------

@@ -188,8 +188,11 @@ class Store(Protocol):
         """Every released item goes back to its backlog (the embedded broker restarted)."""
         ...
 
-    async def backlog_stats(self) -> dict[str, BacklogStats]:
-        """Per queue with anything waiting or released: depth, oldest deadline, released."""
+    async def backlog_stats(
+        self, *, at_risk_before: datetime | None = None
+    ) -> dict[str, BacklogStats]:
+        """Per queue with anything waiting or released: depth, oldest deadline, released,
+        and with ``at_risk_before`` the waiting items due by then (``at_risk``)."""
         ...
 
 

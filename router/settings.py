@@ -116,6 +116,8 @@ class RoutingSettings:
     """How long a sticky offer waits for that agent before it falls back to the queue."""
     warning_priority_delta: int = -1
     """Added to the priority when an SLA warning fires (1 is the highest priority)."""
+    at_risk_s: float = 900.0
+    """``GET /v1/queues`` counts a waiting item as at risk when it is due within this."""
     breach_priority_delta: int = -1
 
 
@@ -244,6 +246,7 @@ CHECKS: dict[tuple[str, str], _Check] = {
     ("routing", "reopen_window_s"): lambda v: None if v >= 0 else "must be 0 or more",
     ("routing", "sticky_days"): lambda v: None if v >= 0 else "must be 0 or more",
     ("routing", "sticky_timeout_s"): _positive,
+    ("routing", "at_risk_s"): lambda v: None if v >= 0 else "must be 0 or more",
     ("routing", "warning_priority_delta"): lambda v: None if -4 <= v <= 0 else "must be -4..0",
     ("routing", "breach_priority_delta"): lambda v: None if -4 <= v <= 0 else "must be -4..0",
     ("dispatch", "ready_depth"): _positive,

@@ -99,7 +99,7 @@ from router.models import (
     SuggestedLink,
     Timer,
 )
-from router.urgency import score
+from router.urgency import PRIORITY_SLOTS, deadline_of, score
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _US: Final = timedelta(microseconds=1)
@@ -450,15 +450,19 @@ class RedisStore:
             if moved < _REQUEUE_BATCH:
                 return total
 
-    async def backlog_stats(self) -> dict[str, BacklogStats]:
-        rows = _unpack.decode(await self._run(self._scripts.stats))
+    async def backlog_stats(
+        self, *, at_risk_before: datetime | None = None
+    ) -> dict[str, BacklogStats]:
+        bound = "-inf" if at_risk_before is None else str(score(at_risk_before, PRIORITY_SLOTS))
+        rows = _unpack.decode(await self._run(self._scripts.stats, bound))
         return {
             queue: BacklogStats(
                 depth=depth,
-                oldest_deadline=_from_us(deadline) if deadline else None,
+                oldest_deadline=deadline_of(int(float(first))) if first else None,
                 released=released,
+                at_risk=at_risk,
             )
-            for queue, depth, deadline, released in rows
+            for queue, depth, first, released, at_risk in rows
         }
 
 

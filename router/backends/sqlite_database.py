@@ -90,7 +90,7 @@ _RESTORE_WAITING = """UPDATE conversations SET waiting_item = ?1 WHERE conversat
     AND (waiting_item IS NULL OR NOT EXISTS (SELECT 1 FROM backlog
         WHERE item_id = conversations.waiting_item AND released = 0))"""
 _STATS = """SELECT queue, SUM(released = 0), MIN(CASE WHEN released = 0 THEN score END),
-    SUM(released) FROM backlog GROUP BY queue"""
+    SUM(released), SUM(released = 0 AND score <= ?) FROM backlog GROUP BY queue"""
 
 
 class Database:
@@ -220,12 +220,15 @@ class Database:
             self.db.executemany(_RESTORE_WAITING, rows)
         return len(rows)
 
-    def backlog_stats(self) -> dict[str, BacklogStats]:
+    def backlog_stats(self, at_risk_bound: int | None) -> dict[str, BacklogStats]:
+        """``at_risk_bound``: the highest score that counts as at risk (None: none)."""
+        bound = -1 if at_risk_bound is None else at_risk_bound
         return {
             queue: BacklogStats(
                 depth=waiting,
                 oldest_deadline=None if best is None else deadline_of(best),
                 released=released,
+                at_risk=at_risk or 0,
             )
-            for queue, waiting, best, released in self.db.execute(_STATS)
+            for queue, waiting, best, released, at_risk in self.db.execute(_STATS, (bound,))
         }

@@ -44,6 +44,7 @@ from router.models import (
     RoutingContext,
     Timer,
 )
+from router.urgency import PRIORITY_SLOTS, score
 
 from . import sqlite_read as read
 from . import sqlite_routing as routing
@@ -165,8 +166,11 @@ class SqliteStore:
     async def requeue_released(self) -> int:
         return await self._call(lambda db: db.requeue(REQUEUE_ALL, ()))
 
-    async def backlog_stats(self) -> dict[str, BacklogStats]:
-        return await self._call(lambda db: db.backlog_stats())
+    async def backlog_stats(
+        self, *, at_risk_before: datetime | None = None
+    ) -> dict[str, BacklogStats]:
+        bound = None if at_risk_before is None else score(at_risk_before, PRIORITY_SLOTS)
+        return await self._call(lambda db: db.backlog_stats(bound))
 
     # --- the worker thread ------------------------------------------------------------
 

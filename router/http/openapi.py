@@ -454,6 +454,10 @@ def _extra_schemas() -> dict[str, Any]:
                             "depth": {"type": "integer"},
                             "consumers": {"type": "integer"},
                             "oldest_deadline": {"type": ["string", "null"], "format": "date-time"},
+                            "at_risk": {
+                                "type": "integer",
+                                "description": "waiting items due within routing.at_risk_s",
+                            },
                         },
                     },
                 }

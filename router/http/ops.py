@@ -49,3 +49,4 @@ async def _refresh_depths(app: web.Application) -> None:
     for queue in await queue_states(app):
         gauge.labels(queue["name"], "backlog").set(queue["backlog"])
         gauge.labels(queue["name"], "ready").set(queue["ready"])
+        gauge.labels(queue["name"], "at_risk").set(queue["at_risk"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -19,7 +20,7 @@ from aiohttp import WSMsgType, web
 
 from router.errors import InputError, NotFound
 from router.http.frames import Answer, decode_json, item_frame, send_error, to_answer
-from router.http.keys import BROKER, SETTINGS, SOCKETS, STORE
+from router.http.keys import BROKER, CLOCK, SETTINGS, SOCKETS, STORE
 from router.http.responses import json_response
 from router.ports import Delivery, Subscription
 from router.queue_spec import is_agent_queue
@@ -41,9 +42,11 @@ async def list_queues(request: web.Request) -> web.Response:
 
 async def queue_states(app: web.Application) -> list[dict[str, Any]]:
     """Per configured queue: waiting in the backlog, ready in the agent queue, consumers,
-    the oldest deadline waiting. ``GET /v1/queues`` and the depth gauges both read this."""
+    the oldest deadline waiting, and the items at risk (waiting and due within
+    ``routing.at_risk_s``, or overdue). ``GET /v1/queues`` and the gauges read this."""
     broker = app[BROKER]
-    stats = await app[STORE].backlog_stats()
+    horizon = timedelta(seconds=app[SETTINGS].routing.at_risk_s)
+    stats = await app[STORE].backlog_stats(at_risk_before=app[CLOCK].now() + horizon)
     configured = app[SETTINGS].queue_names
     names = configured + tuple(sorted(q for q in stats if q not in configured))
     depths = await asyncio.gather(*(broker.depth(name) for name in names))
@@ -59,6 +62,7 @@ async def queue_states(app: web.Application) -> list[dict[str, Any]]:
                 "depth": waiting + depth.ready,
                 "consumers": depth.consumers,
                 "oldest_deadline": backlog.oldest_deadline if backlog else None,
+                "at_risk": backlog.at_risk if backlog else 0,
             }
         )
     return out

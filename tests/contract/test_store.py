@@ -803,6 +803,22 @@ async def test_backlog_stats(store: Store) -> None:
     assert (stats["b"].depth, stats["b"].oldest_deadline, stats["b"].released) == (0, None, 1)
 
 
+async def test_backlog_stats_count_the_items_due_by_a_time(store: Store) -> None:
+    await store.ingest(
+        [
+            request(f"e{n}", verified("telegram", str(n)), queue="a", deadline=T0 + n * HOUR)
+            for n in range(1, 5)
+        ]
+    )
+    assert (await store.backlog_stats())["a"].at_risk == 0
+    stats = await store.backlog_stats(at_risk_before=T0 + 2 * HOUR)
+    assert (stats["a"].depth, stats["a"].at_risk) == (4, 2)  # due at +1 h and +2 h
+    stats = await store.backlog_stats(at_risk_before=T0 + 2 * HOUR - MINUTE)
+    assert stats["a"].at_risk == 1
+    await claim(store, "a", limit=1)  # released items are not waiting
+    assert (await store.backlog_stats(at_risk_before=T0 + 9 * HOUR))["a"].at_risk == 3
+
+
 # --- merge through the API ------------------------------------------------------------
 
 

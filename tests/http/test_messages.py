@@ -144,7 +144,9 @@ async def test_unknown_ack_gets_an_error_frame(client: Client) -> None:
         assert frame["error"]["code"] == "bad_frame"
 
 
-async def test_queue_list_reports_depth_and_oldest_deadline(client: Client) -> None:
+async def test_queue_list_reports_depth_oldest_deadline_and_items_at_risk(
+    client: Client, clock: Any
+) -> None:
     _, accepted = await post(client, message())
     for _ in range(200):  # the item may be in transit from the backlog to the agent queue
         resp = await client.get("/v1/queues", headers=AUTH)
@@ -156,7 +158,11 @@ async def test_queue_list_reports_depth_and_oldest_deadline(client: Client) -> N
     assert queue["name"] == "default"
     assert queue["depth"] == 1
     assert queue["consumers"] == 0
-    assert queue["oldest_deadline"] in (None, accepted["deadline"])
+    assert queue["oldest_deadline"] == accepted["deadline"]  # no consumer: it waits
+    assert queue["at_risk"] == 0  # due in an hour, not within routing.at_risk_s
+    clock.advance(3600 - 600)  # ten minutes left
+    (queue,) = (await (await client.get("/v1/queues", headers=AUTH)).json())["queues"]
+    assert queue["at_risk"] == 1
 
 
 @pytest.mark.parametrize("backend", ["production"], indirect=True)

@@ -1,16 +1,19 @@
--- stats: msgpack, per known queue {queue, depth, deadline µs of the most urgent item or
--- nil, released}; a queue with nothing waiting or released leaves the queue set.
+-- stats: ARGV[1] = the at-risk score bound ('-inf' for none). msgpack, per known queue
+-- {queue, depth, score of the most urgent item or false, released, items scored at or
+-- below the bound}; a queue with nothing waiting or released leaves the queue set.
+local bound = ARGV[1]
 local out = {}
 for _, q in ipairs(call('SMEMBERS', QUEUES)) do
-  local depth = call('ZCARD', k('backlog', q))
+  local backlog = k('backlog', q)
+  local depth = call('ZCARD', backlog)
   local released = call('ZCARD', k('released', q))
   if depth == 0 and released == 0 then
     call('SREM', QUEUES, q)
   else
-    local first = call('ZRANGE', k('backlog', q), 0, 0)
-    local deadline = false
-    if first[1] then deadline = call('HGET', k('item', first[1]), 'deadline') end
-    out[#out + 1] = {q, depth, deadline, released}
+    local first = call('ZRANGE', backlog, 0, 0, 'WITHSCORES')
+    local at_risk = 0
+    if bound ~= '-inf' then at_risk = call('ZCOUNT', backlog, '-inf', bound) end
+    out[#out + 1] = {q, depth, first[2] or false, released, at_risk}
   end
 end
 return cmsgpack.pack(out)
