@@ -32,7 +32,8 @@ from router.errors import ConfigError
 from router.lifecycle import LifecycleConfig
 from router.models import Decision, NormalizedMessage, Reason, RoutingContext
 from router.queue_spec import OverflowSpec, QueueSpec, agent_queue, valid_agent_id
-from router.rules import Facts, RuleSet, compile_rules
+from router.rules import Facts, RuleSet
+from router.rules_config import compile_rules
 from router.settings import Settings
 from router.sla import SlaPolicy, parse_policies
 

@@ -25,6 +25,7 @@ PURE = [
     "sla.py",
     "lifecycle.py",
     "rules.py",
+    "rules_config.py",
     "language.py",
     "policy.py",
     "queue_spec.py",
