@@ -71,15 +71,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from router.language import detect
 from router.models import NormalizedMessage, Reason, RoutingContext
 
-if TYPE_CHECKING:
-    from router.rules_config import compile_rules
-
-__all__ = ["ALWAYS", "Facts", "OpenHours", "RuleOutcome", "RuleSet", "compile_rules", "fold"]
+__all__ = ["ALWAYS", "Facts", "OpenHours", "RuleOutcome", "RuleSet", "fold"]
 
 ALWAYS = "always"
 """The calendar that is always open, known even when not configured."""
@@ -419,13 +416,3 @@ class RuleSet:
             if rule.matches(facts):
                 acc.add(rule)
         return acc.outcome(default_priority)
-
-
-def __getattr__(name: str) -> Any:
-    """``compile_rules`` lives in ``router.rules_config``, which builds on this module;
-    it is imported on first use so that importing either module first works."""
-    if name == "compile_rules":
-        from router.rules_config import compile_rules
-
-        return compile_rules
-    raise AttributeError(f"module 'router.rules' has no attribute {name!r}")

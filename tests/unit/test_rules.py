@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from router import rules as rules_module
 from router.models import Identity, NormalizedMessage, Reason, RoutingContext
-from router.rules import Facts, RuleOutcome, RuleSet, compile_rules
+from router.rules import Facts, RuleOutcome, RuleSet
+from router.rules_config import compile_rules
 
 NOW = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)  # a Tuesday, 10:00 UTC
 QUEUES = ("billing", "default", "vip", "night")
