@@ -25,12 +25,10 @@ quorum queues cannot be. RabbitMQ refuses to declare an existing queue with anot
 type (PRECONDITION_FAILED), so switching a running deployment needs a new ``prefix``
 or the old queues deleted (drain them first).
 
-Every message carries ``message_id``, ``content_type=application/json`` and
-``delivery_mode=2``. ``publish`` is the hot path: it writes a whole batch to the aiormq
-channel under aio-pika in one go and then waits for every confirm. Measured CPU per
-message (persistent 1 KB bodies, same box): aio-pika ``Exchange.publish`` awaited one
-at a time ~435 µs; a ``basic_publish`` task per message ~165 µs; the batch in one write
-~93 µs at 10 messages, ~52 µs at 100.
+``publish`` is the hot path: it writes a whole batch to the aiormq channel under
+aio-pika in one go and then waits for every confirm (``amqp_publish``, with the
+measurements). Consumers get an ``AmqpSubscription`` of ``AmqpDelivery`` messages
+(``amqp_subscription``); errors cross the boundary in ``amqp_errors``.
 
 The robust connection reconnects by itself and restores channels, event queues and
 consumers; while it is down every call raises ``BackendUnavailable`` at once instead
@@ -41,16 +39,13 @@ ack raises ``BackendUnavailable``); RabbitMQ redelivers them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from functools import partial
-from importlib.metadata import version
 from typing import Any, Final, TypeVar
 
 import aio_pika
 import aiormq
-import pamqp.exceptions
 import structlog
 from aio_pika.abc import (
     AbstractChannel,
@@ -58,167 +53,28 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import MessageProcessError
-from aiormq.abc import ChannelFrame, DeliveredMessage
-from pamqp.body import ContentBody
-from pamqp.commands import Basic
-from pamqp.header import ContentHeader
 
+from router.backends.amqp_errors import refused_arguments, translated
+from router.backends.amqp_publish import publish_confirmed
+from router.backends.amqp_subscription import AmqpDelivery, AmqpSubscription
 from router.backends.inbound import handle_inbound
 from router.backends.memory_broker import DEFAULT_INBOUND_PREFETCH, DEFAULT_INBOUND_RETRY_DELAY_S
-from router.errors import BackendUnavailable, ConfigError, Conflict, InputError
+from router.errors import BackendUnavailable, InputError
 from router.ports import InboundHandler, QueueDepth
+
+__all__ = ["QUEUE_TYPES", "AmqpBroker", "AmqpDelivery", "AmqpSubscription", "SettledCallback"]
 
 log = structlog.get_logger(__name__)
 
 SettledCallback = Callable[[Sequence[str]], Awaitable[None]]
 _T = TypeVar("_T")
 
-_CONTENT_TYPE: Final = "application/json"
-_PERSISTENT: Final = 2
 QUEUE_TYPES: Final = ("classic", "quorum")
-_BACKEND_ERRORS: Final = (
-    aiormq.exceptions.AMQPError,  # connection and channel closes, nacked publishes
-    aiormq.exceptions.ChannelInvalidStateError,  # a RuntimeError: channel not open
-    pamqp.exceptions.PAMQPException,  # frame errors
-    OSError,  # refused, reset, unreachable; TimeoutError of asyncio.timeout too
-    RuntimeError,  # aio-pika reports a connection in the middle of reconnecting so
-)
-_ONE_WRITE_SUPPORTED: Final = version("aiormq").split(".")[0] == "7" and hasattr(
-    ChannelFrame, "marshall"
-)
-"""``_send_in_one_write`` mirrors aiormq 7's ``basic_publish``; other versions take the
-public path."""
-
-
-@contextlib.contextmanager
-def _translated(action: str) -> Iterator[None]:
-    """The boundary: aio-pika, aiormq and socket errors become ``router.errors``."""
-    try:
-        yield
-    except MessageProcessError as exc:
-        raise Conflict(f"delivery is already settled ({action})") from exc
-    except _BACKEND_ERRORS as exc:
-        raise BackendUnavailable(f"RabbitMQ: {action} failed: {exc!r}") from exc
-
-
-@contextlib.contextmanager
-def _refused_arguments() -> Iterator[None]:
-    """A queue that exists with other arguments (another ``queue_type``) is a setting
-    to fix, not an outage: start-up stops with the way out."""
-    try:
-        yield
-    except aiormq.exceptions.ChannelPreconditionFailed as exc:
-        raise ConfigError(
-            [
-                f"amqp.queue_type: RabbitMQ refused a queue declaration ({exc}); a queue "
-                "keeps the type it was created with: use a new amqp.prefix, or drain and "
-                "delete the old queues"
-            ]
-        ) from exc
-
-
-def _properties(message_id: str) -> Basic.Properties:
-    return Basic.Properties(
-        content_type=_CONTENT_TYPE, delivery_mode=_PERSISTENT, message_id=message_id
-    )
 
 
 def _check_prefetch(prefetch: int) -> None:
     if prefetch < 1:
         raise InputError("prefetch must be at least 1")
-
-
-class AmqpDelivery:
-    """One message handed to an ``AmqpSubscription`` (or the inbound handler).
-
-    Settling it twice raises ``Conflict``: aio-pika refuses it locally, where RabbitMQ
-    would close the whole channel (PRECONDITION_FAILED, unknown delivery tag)."""
-
-    __slots__ = ("_message",)
-
-    def __init__(self, message: AbstractIncomingMessage) -> None:
-        self._message = message
-
-    @property
-    def body(self) -> bytes:
-        return self._message.body
-
-    @property
-    def message_id(self) -> str:
-        return self._message.message_id or ""
-
-    @property
-    def redelivered(self) -> bool:
-        return bool(self._message.redelivered)
-
-    async def ack(self) -> None:
-        with _translated("ack"):
-            await self._message.ack()
-
-    async def nack(self, *, requeue: bool = True) -> None:
-        with _translated("nack"):
-            await self._message.nack(requeue=requeue)
-
-
-_CLOSED: Final = None
-
-
-class AmqpSubscription:
-    """A consumer on its own channel (``basic_qos(prefetch)``); closing the channel
-    hands every unacked delivery back to the queue."""
-
-    def __init__(
-        self,
-        channel: AbstractChannel,
-        queue: AbstractQueue,
-        *,
-        on_close: Callable[[AmqpSubscription], None],
-        timeout_s: float,
-    ) -> None:
-        self._channel = channel
-        self._queue = queue
-        self._on_close = on_close
-        self._timeout_s = timeout_s
-        self._inbox: asyncio.Queue[AmqpDelivery | None] = asyncio.Queue()
-        self._consumer_tag: str | None = None
-        self._closed = False
-
-    async def start(self) -> None:
-        self._consumer_tag = await self._queue.consume(self._on_message)
-
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        self._inbox.put_nowait(AmqpDelivery(message))
-
-    def __aiter__(self) -> AmqpSubscription:
-        return self
-
-    async def __anext__(self) -> AmqpDelivery:
-        delivery = _CLOSED if self._closed else await self._inbox.get()
-        if delivery is _CLOSED:
-            raise StopAsyncIteration
-        return delivery
-
-    async def close(self) -> None:
-        """Cancel the consumer and close the channel. Deliveries still buffered here
-        are unacked, so they go back to the queue with the rest."""
-        if self._closed:
-            return
-        self._closed = True
-        self._inbox.put_nowait(_CLOSED)
-        self._on_close(self)
-        try:
-            with _translated("close subscription"):
-                async with asyncio.timeout(self._timeout_s):
-                    await self._stop_consuming()
-        except BackendUnavailable as exc:
-            # The connection is gone: the broker already took the deliveries back.
-            log.info("amqp.subscription_closed_uncleanly", error=exc.message)
-
-    async def _stop_consuming(self) -> None:
-        if self._consumer_tag is not None and not self._channel.is_closed:
-            await self._queue.cancel(self._consumer_tag)
-        await self._channel.close()
 
 
 class AmqpBroker:
@@ -256,7 +112,7 @@ class AmqpBroker:
         self._inbound_retry_delay_s = inbound_retry_delay_s
         self._reconnect_interval_s = reconnect_interval_s
         self._timeout_s = timeout_s
-        self._one_write = one_write_publish and _ONE_WRITE_SUPPORTED
+        self._one_write = one_write_publish
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._lost: asyncio.Future[None] | None = None
@@ -276,7 +132,7 @@ class AmqpBroker:
     async def open(self) -> None:
         if self._connection is not None:
             return
-        with _translated("connect"):
+        with translated("connect"):
             connection = await aio_pika.connect_robust(
                 self._url,
                 timeout=self._timeout_s,
@@ -284,7 +140,7 @@ class AmqpBroker:
                 client_properties={"connection_name": f"{self.prefix} router"},
             )
         try:
-            with _translated("declare topology"), _refused_arguments():
+            with translated("declare topology"), refused_arguments():
                 async with asyncio.timeout(self._timeout_s):
                     self._channel = await connection.channel(publisher_confirms=True)
                     await self._declare_topology(self._channel)
@@ -334,7 +190,7 @@ class AmqpBroker:
         self._channel = None
         self._declared.clear()
         try:
-            with _translated("close"):
+            with translated("close"):
                 async with asyncio.timeout(self._timeout_s):
                     await connection.close()
         except BackendUnavailable as exc:
@@ -397,14 +253,11 @@ class AmqpBroker:
         *,
         mandatory: bool,
     ) -> int:
-        """Send every message at once (no waiting between them), then wait for all the
-        confirms. Returns how many came back unroutable (``mandatory``); raises if any
-        was refused or lost."""
+        """``amqp_publish.publish_confirmed`` on the current publishing channel."""
         raw = await self._raw_channel()
-        send = _send_in_one_write if self._one_write else _send_each
-        pending = await send(raw, exchange, routing_key, bodies, mandatory=mandatory)
-        results = await asyncio.gather(*pending, return_exceptions=True)
-        return _count_returned(results, routing_key)
+        return await publish_confirmed(
+            raw, exchange, routing_key, bodies, mandatory=mandatory, one_write=self._one_write
+        )
 
     async def subscribe(self, queue: str, *, prefetch: int) -> AmqpSubscription:
         _check_prefetch(prefetch)
@@ -504,7 +357,7 @@ class AmqpBroker:
         assert lost is not None  # set together with the connection
         task = asyncio.ensure_future(operation)
         try:
-            with _translated(action):
+            with translated(action):
                 async with asyncio.timeout(self._timeout_s):
                     await asyncio.wait((task, lost), return_when=asyncio.FIRST_COMPLETED)
                 if not task.done() or task.cancelled():
@@ -540,107 +393,3 @@ def _retrieve_exception(task: asyncio.Future[Any]) -> None:
     """An abandoned operation's failure is expected; do not let asyncio log it."""
     if not task.cancelled():
         task.exception()
-
-
-async def _send_each(
-    raw: aiormq.Channel,
-    exchange: str,
-    routing_key: str,
-    bodies: Sequence[tuple[str, bytes]],
-    *,
-    mandatory: bool,
-) -> list[asyncio.Future[Any]]:
-    """aiormq's public way: one ``basic_publish`` task per message, none waiting for
-    the socket (``wait=False``); each resolves on its confirm. The lock inside keeps
-    them in order. The fallback when aiormq is not version 7."""
-    return [
-        asyncio.ensure_future(
-            raw.basic_publish(
-                body,
-                exchange=exchange,
-                routing_key=routing_key,
-                properties=_properties(message_id),
-                mandatory=mandatory,
-                wait=False,
-            )
-        )
-        for message_id, body in bodies
-    ]
-
-
-async def _send_in_one_write(
-    raw: aiormq.Channel,
-    exchange: str,
-    routing_key: str,
-    bodies: Sequence[tuple[str, bytes]],
-    *,
-    mandatory: bool,
-) -> list[asyncio.Future[Any]]:
-    """The whole batch as one write: what ``basic_publish`` does for one message
-    (delivery tag, confirmation future, returned-message lookup), done for all of them
-    under the channel lock, then every frame in one ``ChannelFrame``. No task per
-    message and one socket write per batch: 2-3x less CPU than ``_send_each``.
-
-    It relies on aiormq 7's channel bookkeeping (``lock``, ``delivery_tag``,
-    ``confirmations``, ``message_id_delivery_tag``, ``write_queue``), checked at
-    import (``_ONE_WRITE_SUPPORTED``); the contract suite runs through it.
-    """
-    publish = Basic.Publish(exchange=exchange, routing_key=routing_key, mandatory=mandatory)
-    frames: list[Any] = []
-    confirmations: list[asyncio.Future[Any]] = []
-    async with raw.lock:
-        first_tag = raw.delivery_tag
-        try:
-            for message_id, body in bodies:
-                raw.delivery_tag += 1
-                confirmation = raw.create_future()
-                raw.confirmations[raw.delivery_tag] = confirmation
-                if mandatory:
-                    _expect_return(raw, message_id, raw.delivery_tag, confirmation)
-                confirmations.append(confirmation)
-                header = ContentHeader(properties=_properties(message_id), body_size=len(body))
-                frames += (publish, header, *_body_frames(raw, body))
-            await raw.write_queue.put(ChannelFrame.marshall(raw.number, frames))
-        except BaseException:
-            _forget(raw, first_tag, confirmations)  # nothing reached the socket
-            raise
-    return confirmations
-
-
-def _body_frames(raw: aiormq.Channel, body: bytes) -> list[ContentBody]:
-    size = raw.max_content_size
-    return [ContentBody(body[i : i + size]) for i in range(0, len(body), size)]
-
-
-def _expect_return(
-    raw: aiormq.Channel, message_id: str, tag: int, confirmation: asyncio.Future[Any]
-) -> None:
-    """Let aiormq find the confirmation when the broker returns this message."""
-    raw.message_id_delivery_tag[message_id] = tag
-
-    def forget(_: asyncio.Future[Any]) -> None:
-        if raw.message_id_delivery_tag.get(message_id) == tag:
-            del raw.message_id_delivery_tag[message_id]
-
-    confirmation.add_done_callback(forget)
-
-
-def _forget(raw: aiormq.Channel, first_tag: int, confirmations: list[asyncio.Future[Any]]) -> None:
-    for tag in range(first_tag + 1, raw.delivery_tag + 1):
-        raw.confirmations.pop(tag, None)
-    raw.delivery_tag = first_tag
-    for confirmation in confirmations:
-        confirmation.cancel()
-
-
-def _count_returned(results: Sequence[object], routing_key: str) -> int:
-    """Raise for the first failed publish (a nack, a closed channel; a publish cancelled
-    by a channel close is a failure too, not our cancellation); count the messages
-    returned as unroutable."""
-    for result in results:
-        if isinstance(result, BaseException):
-            raise BackendUnavailable(f"RabbitMQ: publish failed: {result!r}") from result
-    returned = sum(isinstance(result, DeliveredMessage) for result in results)
-    if returned:
-        log.warning("amqp.returned", routing_key=routing_key, messages=returned)
-    return returned

@@ -36,8 +36,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-# One list of "Redis is not there" errors for every Redis backend.
-from router.backends.redis_store import _translated
+from router.backends.redis_errors import translated
 from router.errors import NotFound
 from router.presence import AgentState, AgentStatus, HeldItem, PresenceIn, read_at
 
@@ -165,7 +164,7 @@ class RedisPresence:
             )
         }
         self._client = client
-        with _translated:
+        with translated:
             await client.ping()
 
     async def close(self) -> None:
@@ -177,7 +176,7 @@ class RedisPresence:
     async def _run(self, name: str, *args: str | int | bytes) -> Any:
         if self._client is None:
             raise RuntimeError("RedisPresence.open() was not called")
-        with _translated:
+        with translated:
             return await self._scripts[name](keys=[self._base], args=list(args))
 
     async def announce(
@@ -214,7 +213,7 @@ class RedisPresence:
     async def release(self, agent_id: str, item_id: str) -> None:
         if self._client is None:
             raise RuntimeError("RedisPresence.open() was not called")
-        with _translated:
+        with translated:
             await self._client.hdel(f"{self._base}holding:{agent_id}", item_id)
 
     async def expire(self, now: datetime) -> list[str]:

@@ -9,6 +9,8 @@ batches pipeline several runs, non-transactionally): each message is atomic, and
 each run. One run per chunk rather than one ``EVALSHA`` per message saves the client a
 reply parse per message, which is most of its cost. Durability is the server's
 persistence setting (``appendonly yes`` with ``appendfsync everysec`` or ``always``).
+The scripts' arguments and replies are encoded and decoded in ``redis_codec``; outages
+become ``BackendUnavailable`` through ``redis_errors`` (shared with ``RedisPresence``).
 
 Key schema (``P`` is the deployment prefix, ``omniroute`` by default). Every key starts
 with the hash tag ``{P}``, so a deployment lives in one Redis Cluster slot: a merge
@@ -63,108 +65,43 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from importlib import resources
-from types import TracebackType
 from typing import Any, Final
 
-import msgspec
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from router.clock import to_ms
-from router.errors import BackendUnavailable, Conflict, InputError, NotFound
+from router.backends import redis_codec as codec
+from router.backends.redis_errors import translated
+from router.errors import Conflict, InputError, NotFound
 from router.models import (
-    Attachment,
-    BacklogItem,
     BacklogStats,
     ClaimedItem,
     Conversation,
-    ConversationSla,
     ConversationUpdate,
     Customer,
-    Decision,
     HistoryPage,
-    Identity,
     IngestRequest,
     IngestResult,
-    ItemChange,
     MergeRecord,
     NormalizedMessage,
-    Reason,
     RoutingContext,
-    StoredMessage,
-    SuggestedLink,
     Timer,
 )
 from router.urgency import PRIORITY_SLOTS, deadline_of, score
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_US: Final = timedelta(microseconds=1)
-_HIST_OFFSET_US: Final = 62_135_596_800_000_000  # year 1 to 1970: sort keys stay >= 0
 _PREFIX: Final = re.compile(r"[\w.:-]{1,100}\Z", re.ASCII)
 _CURSOR: Final = re.compile(r"\d{18}:[^\x00]+\Z")
 _INGEST_CHUNK: Final = 200  # messages per EVALSHA: bounds how long one script holds Redis
 _REQUEUE_BATCH: Final = 500
 _SETTLE_BATCH: Final = 1000
 _MAX_READ: Final = 1000  # items per claim, messages per history page or claimed history
-_UNAVAILABLE: Final = (
-    rexc.ConnectionError,  # also BusyLoadingError, AuthenticationError
-    rexc.TimeoutError,
-    rexc.ReadOnlyError,
-    rexc.OutOfMemoryError,
-    rexc.MasterDownError,
-    rexc.ClusterDownError,
-    rexc.TryAgainError,
-    rexc.NoPermissionError,  # an ACL that shuts the router out: nothing can be stored
-    OSError,
-)
-
-_json = msgspec.json.Encoder()
-_msgpack = msgspec.msgpack.Encoder()
-_message_decoder = msgspec.json.Decoder(StoredMessage)
-_link_decoder = msgspec.json.Decoder(SuggestedLink)
-_reasons_decoder = msgspec.json.Decoder(list[Reason])
-_merge_decoder = msgspec.json.Decoder(MergeRecord)
-_any_decoder = msgspec.json.Decoder()
-_strings_decoder = msgspec.json.Decoder(list[str])
-_sla_decoder = msgspec.json.Decoder(ConversationSla)
-_unpack = msgspec.msgpack.Decoder()
 
 
-class _MessageBody(msgspec.Struct, kw_only=True):
-    """``StoredMessage`` without the two ids the ingest script puts in front."""
-
-    message_id: str
-    channel: str
-    source: str
-    external_id: str
-    sender_name: str | None
-    identities: tuple[Identity, ...]
-    subject: str | None
-    text: str
-    sent_at: datetime
-    received_at: datetime
-    attachments: tuple[Attachment, ...]
-    attributes: dict[str, Any]
-
-
-# --- time -----------------------------------------------------------------------------
-
-
-def _to_us(when: datetime) -> int:
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return (when - _EPOCH) // _US
-
-
-def _from_us(value: str | int) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(value))
-
-
-# --- scripts and errors ---------------------------------------------------------------
+# --- scripts -----------------------------------------------------------------------
 
 
 class _Script:
@@ -197,22 +134,6 @@ class _Scripts:
         return list(vars(self).values())
 
 
-class _Translated:
-    """Turns the Redis client's "server not there" errors into ``BackendUnavailable``."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc is not None and isinstance(exc, _UNAVAILABLE):
-            raise BackendUnavailable(f"redis unavailable: {type(exc).__name__}") from exc
-
-
-_translated: Final = _Translated()
-
-
 # --- the store ------------------------------------------------------------------------
 
 
@@ -240,7 +161,7 @@ class RedisStore:
     async def open(self) -> None:
         if self._client is None:
             self._client = self._connect()
-        with _translated:
+        with translated:
             for script in self._scripts.all():
                 await self._command("SCRIPT", "LOAD", script.source)
 
@@ -271,7 +192,7 @@ class RedisStore:
         return self._client
 
     async def ping(self) -> None:
-        with _translated:
+        with translated:
             await self._command("PING")
 
     async def _command(self, *args: str | int | bytes) -> Any:
@@ -279,7 +200,7 @@ class RedisStore:
         return await self._redis.execute_command(*args)  # type: ignore[no-untyped-call]
 
     async def _run(self, script: _Script, *args: str | int | bytes) -> Any:
-        with _translated:
+        with translated:
             try:
                 return await self._command("EVALSHA", script.sha, 1, self._base, *args)
             except rexc.NoScriptError:
@@ -291,14 +212,16 @@ class RedisStore:
     async def ingest(self, requests: Sequence[IngestRequest]) -> list[IngestResult]:
         if not requests:
             return []
-        args = [_ingest_arg(request) for request in requests]
+        args = [codec.ingest_arg(request) for request in requests]
         chunks = [args[i : i + _INGEST_CHUNK] for i in range(0, len(args), _INGEST_CHUNK)]
         if len(chunks) == 1:
             replies = [await self._run(self._scripts.ingest, *chunks[0])]
         else:
-            with _translated:
+            with translated:
                 replies = await self._pipelined(self._scripts.ingest, chunks)
-        return [_ingest_result(result) for reply in replies for result in _unpack.decode(reply)]
+        return [
+            codec.read_ingest_result(result) for reply in replies for result in codec.unpack(reply)
+        ]
 
     async def _pipelined(self, script: _Script, chunks: list[list[bytes]]) -> list[Any]:
         """One ``EVALSHA`` per chunk, all in one round trip; ``NOSCRIPT`` ones run again."""
@@ -325,14 +248,14 @@ class RedisStore:
 
     async def get_customer(self, customer_id: str) -> Customer | None:
         packed = await self._run(self._scripts.customer, customer_id)
-        return _customer(_unpack.decode(packed)) if packed else None
+        return codec.read_customer(codec.unpack(packed)) if packed else None
 
     async def resolve_customer(self, customer_id: str) -> str | None:
         live: bytes | None = await self._run(self._scripts.resolve, customer_id)
         return live.decode() if live else None
 
     async def find_customer(self, identity_key: str) -> str | None:
-        with _translated:
+        with translated:
             owner: bytes | None = await self._command("HGET", f"{self._base}ident", identity_key)
         return owner.decode() if owner else None
 
@@ -347,9 +270,9 @@ class RedisStore:
         packed = await self._run(self._scripts.history, customer_id, page, before or "")
         if not packed:
             raise NotFound(f"unknown customer {customer_id}")
-        owner, next_before, blobs = _unpack.decode(packed)
+        owner, next_before, blobs = codec.unpack(packed)
         return HistoryPage(
-            messages=[_message(blob, owner) for blob in blobs if blob],
+            messages=[codec.read_message(blob, owner) for blob in blobs if blob],
             next_before=next_before or None,
         )
 
@@ -357,7 +280,7 @@ class RedisStore:
         self, winner_id: str, loser_id: str, *, at: datetime, reason: str
     ) -> MergeRecord:
         record = MergeRecord(winner=winner_id, loser=loser_id, at=at, reason=reason)
-        outcome = await self._run(self._scripts.merge, winner_id, loser_id, _json.encode(record))
+        outcome = await self._run(self._scripts.merge, winner_id, loser_id, codec.merge_arg(record))
         if outcome == b"not_found":
             raise NotFound("unknown customer")
         if outcome == b"same":
@@ -367,50 +290,50 @@ class RedisStore:
         return record
 
     async def merges(self, customer_id: str) -> list[MergeRecord]:
-        with _translated:
+        with translated:
             blobs = await self._command("LRANGE", f"{self._base}merges:{customer_id}", 0, -1)
-        return [_merge_decoder.decode(blob) for blob in blobs]
+        return [codec.read_merge(blob) for blob in blobs]
 
     async def contexts(
         self, messages: Sequence[NormalizedMessage], *, since: datetime, limit: int
     ) -> list[RoutingContext]:
         if not messages:
             return []
-        since_member = f"[{_to_us(since) + _HIST_OFFSET_US:018d}"
-        args = [_context_arg(message) for message in messages]
+        since_member = f"[{codec.to_us(since) + codec.HIST_OFFSET_US:018d}"
+        args = [codec.context_arg(message) for message in messages]
         packed = await self._run(self._scripts.contexts, since_member, max(limit, 0), *args)
-        return [_context(view) for view in _unpack.decode(packed)]
+        return [codec.read_context(view) for view in codec.unpack(packed)]
 
     async def update_conversation(
         self, conversation_id: str, update: ConversationUpdate
     ) -> Conversation:
-        reply = await self._run(self._scripts.update, conversation_id, _update_arg(update))
+        reply = await self._run(self._scripts.update, conversation_id, codec.update_arg(update))
         if reply == b"not_found":
             raise NotFound(f"unknown conversation {conversation_id}")
         if reply == b"conflict":
             raise Conflict(
                 f"conversation {conversation_id} changed since version {update.expected_version}"
             )
-        return _conversation(_unpack.decode(reply))
+        return codec.read_conversation(codec.unpack(reply))
 
     async def fire_timers(self, now: datetime, limit: int) -> list[Timer]:
         fired: list[Timer] = []
         while len(fired) < limit:
             batch = min(limit - len(fired), _MAX_READ)  # Lua's unpack() bounds one run
-            due = _unpack.decode(await self._run(self._scripts.fire, _to_us(now), batch))
-            fired += [_timer(due[i], due[i + 1]) for i in range(0, len(due), 2)]
+            due = codec.unpack(await self._run(self._scripts.fire, codec.to_us(now), batch))
+            fired += [codec.read_timer(due[i], due[i + 1]) for i in range(0, len(due), 2)]
             if len(due) < 2 * batch:
                 break
         return fired
 
     async def next_timer(self) -> datetime | None:
-        with _translated:
+        with translated:
             first = await self._redis.zrange(f"{self._base}timers", 0, 0, withscores=True)
-        return _from_us(int(first[0][1])) if first else None
+        return codec.from_us(int(first[0][1])) if first else None
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         packed = await self._run(self._scripts.conversation, conversation_id)
-        return _conversation(_unpack.decode(packed)) if packed else None
+        return codec.read_conversation(codec.unpack(packed)) if packed else None
 
     # --- backlog ----------------------------------------------------------------------
 
@@ -425,11 +348,11 @@ class RedisStore:
     ) -> list[ClaimedItem]:
         if limit < 1:
             return []
-        lease = "+inf" if lease_until is None else _to_us(lease_until)
+        lease = "+inf" if lease_until is None else codec.to_us(lease_until)
         packed = await self._run(
             self._scripts.claim, queue, min(limit, _MAX_READ), lease, min(history_limit, _MAX_READ)
         )
-        return [_claimed(reply) for reply in _unpack.decode(packed)]
+        return [codec.read_claimed(reply) for reply in codec.unpack(packed)]
 
     async def settle(self, item_ids: Sequence[str]) -> None:
         ids = list(item_ids)
@@ -437,7 +360,7 @@ class RedisStore:
             await self._run(self._scripts.settle, *ids[start : start + _SETTLE_BATCH])
 
     async def requeue_expired(self, now: datetime) -> int:
-        return await self._requeue(_to_us(now))
+        return await self._requeue(codec.to_us(now))
 
     async def requeue_released(self) -> int:
         return await self._requeue("+inf")
@@ -454,7 +377,7 @@ class RedisStore:
         self, *, at_risk_before: datetime | None = None
     ) -> dict[str, BacklogStats]:
         bound = "-inf" if at_risk_before is None else str(score(at_risk_before, PRIORITY_SLOTS))
-        rows = _unpack.decode(await self._run(self._scripts.stats, bound))
+        rows = codec.unpack(await self._run(self._scripts.stats, bound))
         return {
             queue: BacklogStats(
                 depth=depth,
@@ -464,323 +387,3 @@ class RedisStore:
             )
             for queue, depth, first, released, at_risk in rows
         }
-
-
-# --- encoding: one msgpack argument per message (cmsgpack takes str, not bin) ----------
-
-
-def _ingest_arg(request: IngestRequest) -> bytes:
-    m, decision = request.message, request.decision
-    verified, suggested = _identities(request)
-    sent_key = _to_us(m.sent_at) + _HIST_OFFSET_US
-    return _msgpack.encode(
-        [
-            f"{m.source}\x00{m.external_id}",
-            request.message_id,
-            request.new_customer_id,
-            request.new_conversation_id,
-            request.new_item_id,
-            m.thread_key,
-            m.thread or "",
-            m.sender_name or "",
-            str(_to_us(m.received_at)),
-            _json.encode(m.received_at).decode(),  # a merge record's "at", as JSON
-            f"{sent_key:018d}:{request.message_id}",
-            m.channel,
-            m.source,
-            decision.queue,
-            str(decision.priority),
-            str(_to_us(decision.deadline)),
-            str(_decision_score(decision)),
-            _reason_lines(decision.reasons),
-            _json.encode(_body(request)).decode(),
-            verified,
-            suggested,
-            _attributes(m.customer_attributes),
-            str(round(request.reopen_window_s * 1_000_000)),
-            _json.encode(decision.skills).decode(),
-            _json.encode(decision.tags).decode(),
-            _json.encode(decision.sla).decode() if decision.sla is not None else "",
-            _timers(decision.timers),
-            _hint(decision.sla),
-        ]
-    )
-
-
-def _hint(sla: ConversationSla | None) -> str:
-    """The ``awaiting`` hash field for a conversation whose sla is now ``sla``."""
-    return "1" if sla is not None and sla.awaiting_response else "0"
-
-
-def _decision_score(decision: Decision) -> int:
-    if decision.score is not None:
-        return decision.score
-    return score(decision.deadline, decision.priority)
-
-
-def _timers(timers: Sequence[Timer]) -> list[str]:
-    """``[due µs, key, ...]`` for the scripts' ``arm_timers`` (ZADD's argument order)."""
-    flat: list[str] = []
-    for timer in timers:
-        flat += [str(_to_us(timer.at)), timer.key]
-    return flat
-
-
-def _timer(key: str | bytes, due_us: str | bytes | float) -> Timer:
-    """A timer back from its key and score (the key holds the rest of it)."""
-    text = key.decode() if isinstance(key, bytes) else key
-    conversation_id, kind, ref = text.split("|", 2)
-    return Timer(
-        conversation_id=conversation_id,
-        kind=kind,  # type: ignore[arg-type]  # written by _timers from a TimerKind
-        ref=ref,
-        at=_from_us(int(float(due_us))),
-    )
-
-
-def _context_arg(message: NormalizedMessage) -> bytes:
-    keys = [identity.key for identity in message.verified]
-    return _msgpack.encode([keys, message.thread_key, message.thread or ""])
-
-
-def _update_arg(update: ConversationUpdate) -> bytes:
-    sets, dels = _conversation_changes(update)
-    deadline_ms = "" if isinstance(update.deadline, msgspec.UnsetType) else to_ms(update.deadline)
-    return _msgpack.encode(
-        [
-            str(update.expected_version),
-            sets,
-            dels,
-            _item_change(update.item) if update.item is not None else "",
-            update.disarm,
-            _timers(update.arm),
-            update.served_by or "",
-            "" if update.at is None else str(_to_us(update.at)),
-            str(deadline_ms),
-        ]
-    )
-
-
-def _conversation_changes(update: ConversationUpdate) -> tuple[list[str], list[str]]:
-    """The conversation hash fields to set (``[field, value, ...]``) and to delete."""
-    values: dict[str, str | None] = {}
-    if not isinstance(update.state, msgspec.UnsetType):
-        values["state"] = update.state
-    if not isinstance(update.queue, msgspec.UnsetType):
-        values["queue"] = update.queue
-    if not isinstance(update.priority, msgspec.UnsetType):
-        values["priority"] = str(update.priority)
-    if not isinstance(update.deadline, msgspec.UnsetType):
-        values["deadline"] = str(_to_us(update.deadline))
-    if not isinstance(update.assignee, msgspec.UnsetType):
-        values["assignee"] = update.assignee
-    if not isinstance(update.resolved_at, msgspec.UnsetType):
-        resolved = update.resolved_at
-        values["resolved"] = None if resolved is None else str(_to_us(resolved))
-    if not isinstance(update.sla, msgspec.UnsetType):
-        values["sla"] = None if update.sla is None else _json.encode(update.sla).decode()
-        values["awaiting"] = _hint(update.sla)
-    if update.at is not None:
-        values["updated"] = str(_to_us(update.at))
-    sets = [part for field, value in values.items() if value is not None for part in (field, value)]
-    return sets, [field for field, value in values.items() if value is None]
-
-
-def _item_change(change: ItemChange) -> list[str | int]:
-    deadline = change.deadline
-    return [
-        1 if change.withdraw else 0,
-        "" if change.priority is None else str(change.priority),
-        "" if deadline is None else str(_to_us(deadline)),
-        "" if deadline is None else str(to_ms(deadline)),
-        change.move_to or "",
-        change.also_offer or "",
-        change.create_item_id or "",
-        _reason_lines(change.reasons),
-    ]
-
-
-def _reason_lines(reasons: list[Reason]) -> str:
-    if not reasons:
-        return ""
-    return "\n".join(_json.encode(reason).decode() for reason in reasons)
-
-
-def _body(request: IngestRequest) -> _MessageBody:
-    m = request.message
-    return _MessageBody(
-        message_id=request.message_id,
-        channel=m.channel,
-        source=m.source,
-        external_id=m.external_id,
-        sender_name=m.sender_name,
-        identities=m.identities,
-        subject=m.subject,
-        text=m.text,
-        sent_at=m.sent_at,
-        received_at=m.received_at,
-        attachments=m.attachments,
-        attributes=m.attributes,
-    )
-
-
-def _identities(request: IngestRequest) -> tuple[list[str], list[str]]:
-    """The verified identity keys, and ``[key, SuggestedLink JSON, ...]`` for the others."""
-    verified: list[str] = []
-    suggested: list[str] = []
-    for ident in request.message.identities:
-        if ident.verified:
-            verified.append(ident.key)
-        else:
-            at = request.message.received_at
-            link = SuggestedLink(identity=ident, message_id=request.message_id, at=at)
-            suggested += [ident.key, _json.encode(link).decode()]
-    return verified, suggested
-
-
-def _attributes(attributes: dict[str, Any]) -> list[str]:
-    flat: list[str] = []
-    for name, value in attributes.items():
-        flat += [name, _json.encode(value).decode()]
-    return flat
-
-
-# --- decoding the scripts' replies ----------------------------------------------------
-
-
-def _ingest_result(reply: list[Any]) -> IngestResult:
-    duplicate, mid, cust, conv, queue, priority, deadline, item, new, merged = reply[:10]
-    created, reopened, previous_state, awaiting = reply[10:]
-    return IngestResult(
-        message_id=mid,
-        customer_id=cust,
-        conversation_id=conv,
-        queue=queue,
-        priority=int(priority),
-        deadline=_from_us(deadline),
-        duplicate=bool(duplicate),
-        item_id=item or None,
-        new_customer=bool(new),
-        merged=merged,
-        conversation_created=bool(created),
-        reopened=bool(reopened),
-        previous_state=previous_state or None,
-        awaiting_response=bool(awaiting),
-    )
-
-
-def _reasons(lines: str) -> list[Reason]:
-    """Reasons are stored as JSON lines (compact JSON never holds a raw newline)."""
-    return _reasons_decoder.decode(f"[{lines.replace(chr(10), ',')}]")
-
-
-def _message(blob: str | bytes, customer_id: str) -> StoredMessage:
-    message = _message_decoder.decode(blob)
-    message.customer_id = customer_id
-    return message
-
-
-def _customer(view: list[Any]) -> Customer:
-    cid, name, created, merged_into, ids, sugg, owners, attrs, merged_from = view
-    return Customer(
-        customer_id=cid,
-        name=name or None,  # msgpack carries Lua's false for a missing field
-        identities=[_verified(key) for key in sorted(ids)],
-        suggested=_suggested(cid, sugg, owners),
-        attributes={attrs[i]: _any_decoder.decode(attrs[i + 1]) for i in range(0, len(attrs), 2)},
-        created_at=_from_us(created),
-        merged_into=merged_into or None,
-        merged_from=merged_from,
-    )
-
-
-def _verified(key: str) -> Identity:
-    kind, _, value = key.partition(":")
-    return Identity(kind, value, True)
-
-
-def _suggested(cid: str, pairs: list[str], owners: list[str | bool]) -> list[SuggestedLink]:
-    links = []
-    for i in range(0, len(pairs), 2):
-        link = _link_decoder.decode(pairs[i + 1])
-        owner = owners[i // 2]
-        link.other_customer_id = owner if isinstance(owner, str) and owner != cid else None
-        links.append(link)
-    links.sort(key=lambda link: (link.at, link.identity.key))
-    return links
-
-
-def _conversation(view: list[Any]) -> Conversation:
-    """A ``conversation_view``: fields never written (stored before they existed) are
-    msgpack false."""
-    conv, cust, channel, source, thread, state, queue, priority, deadline = view[:9]
-    count, created, updated, item, version, assignee, resolved, previous = view[9:17]
-    skills, tags, sla, awaiting = view[17:21]
-    return Conversation(
-        conversation_id=conv,
-        customer_id=cust,
-        channel=channel,
-        source=source,
-        thread=thread or None,
-        state=state,
-        queue=queue,
-        priority=int(priority),
-        deadline=_from_us(deadline),
-        message_count=int(count),
-        created_at=_from_us(created),
-        updated_at=_from_us(updated),
-        version=int(version or 0),
-        item_id=item or None,
-        assignee=assignee or None,
-        resolved_at=_from_us(resolved) if resolved else None,
-        previous_conversation_id=previous or None,
-        skills=_strings_decoder.decode(skills) if skills else [],
-        tags=_strings_decoder.decode(tags) if tags else [],
-        sla=_sla_decoder.decode(sla) if sla else None,
-        awaiting_response=awaiting == "1",
-    )
-
-
-def _context(view: list[Any] | bool) -> RoutingContext:
-    if not isinstance(view, list):
-        return RoutingContext()
-    cid, attrs, recent, served = view
-    agent, agent_at = None, None
-    if served:
-        at_us, _, agent = served.partition("\x00")
-        agent_at = _from_us(at_us)
-    return RoutingContext(
-        customer_id=cid,
-        attributes={attrs[i]: _any_decoder.decode(attrs[i + 1]) for i in range(0, len(attrs), 2)},
-        recent=[_from_us(int(key) - _HIST_OFFSET_US) for key in recent],
-        last_agent=agent,
-        last_agent_at=agent_at,
-    )
-
-
-def _claimed(reply: list[Any]) -> ClaimedItem:
-    item_id, fields, conv_view, customer_view, message_blob, history_blobs = reply
-    conv, queue, priority, deadline, message_id, reasons, created = fields[:7]
-    conversation = _conversation(conv_view)
-    customer_id = conversation.customer_id
-    history = [_message(blob, customer_id) for blob in history_blobs if blob]
-    return ClaimedItem(
-        item=BacklogItem(
-            item_id=item_id,
-            conversation_id=conv,
-            queue=queue,
-            priority=int(priority),
-            deadline=_from_us(deadline),
-            message_id=message_id,
-            reasons=_reasons(reasons),
-            created_at=_from_us(created),
-        ),
-        conversation=conversation,
-        customer=_customer(customer_view),
-        message=(
-            _message(message_blob, customer_id)
-            if message_blob  # false: the script found it among the history
-            else next(m for m in history if m.message_id == message_id)
-        ),
-        history=history,
-    )
