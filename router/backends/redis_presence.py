@@ -26,7 +26,7 @@ Redis persistence is not needed for it.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 import msgspec
@@ -36,12 +36,11 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from router.backends.redis_codec import to_us
 from router.backends.redis_errors import translated
 from router.errors import NotFound
 from router.presence import AgentState, AgentStatus, HeldItem, PresenceIn, read_at
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_US: Final = timedelta(microseconds=1)
 _PREFIX: Final = re.compile(r"[\w.:-]{1,100}\Z", re.ASCII)
 
 # KEYS[1] = "{P}:"; ARGV: agent id, _Announced JSON, lease_until µs, "1" if not offline.
@@ -110,12 +109,6 @@ class _Announced(msgspec.Struct, kw_only=True):
 _json = msgspec.json.Encoder()
 _announced_decoder = msgspec.json.Decoder(_Announced)
 _held_decoder = msgspec.json.Decoder(HeldItem)
-
-
-def _to_us(when: datetime) -> int:
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return (when - _EPOCH) // _US
 
 
 class RedisPresence:
@@ -193,7 +186,7 @@ class RedisPresence:
         )
         live = presence.status != "offline"
         holding = await self._run(
-            "announce", agent_id, _json.encode(announced), _to_us(lease_until), int(live)
+            "announce", agent_id, _json.encode(announced), to_us(lease_until), int(live)
         )
         return _state(announced, holding, expired=not live, now=now)
 
@@ -217,7 +210,7 @@ class RedisPresence:
             await self._client.hdel(f"{self._base}holding:{agent_id}", item_id)
 
     async def expire(self, now: datetime) -> list[str]:
-        ids: list[bytes] = await self._run("expire", _to_us(now))
+        ids: list[bytes] = await self._run("expire", to_us(now))
         return sorted(agent_id.decode() for agent_id in ids)
 
 
