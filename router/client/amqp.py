@@ -17,7 +17,6 @@ the tool's capacity; ack is manual; ``nack(requeue=False)`` dead-letters to
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Self
 
 import aio_pika
@@ -29,12 +28,12 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity
 
-from router.client.models import ClientError, Offer, Settle, decode_item
+from router.client.models import ClientError, Offer, Resource, Settle, decode_item
 
 AGENT_QUEUE_PREFIX = "agent."
 
 
-class AmqpSubscriber:
+class AmqpSubscriber(Resource):
     """One robust connection to RabbitMQ; ``subscribe`` opens a channel per queue."""
 
     def __init__(self, amqp_url: str, prefix: str = "omniroute") -> None:
@@ -59,22 +58,13 @@ class AmqpSubscriber:
             await self._connection.close()
             self._connection = None
 
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
     def subscribe(self, queue: str, prefetch: int = 1) -> AmqpSubscription:
         if self._connection is None:
             raise ClientError(0, "not_open", "use `async with AmqpSubscriber(...)` or open()")
         return AmqpSubscription(self._connection, self.queue_name(queue), prefetch)
 
 
-class AmqpSubscription:
+class AmqpSubscription(Resource):
     """One queue consumed with manual ack: iterate it for offers, inside ``async with``."""
 
     def __init__(self, connection: AbstractRobustConnection, name: str, prefetch: int) -> None:
@@ -107,15 +97,6 @@ class AmqpSubscription:
         if self._channel is not None and not self._channel.is_closed:
             await self._channel.close()
         self._channel = None
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     def __aiter__(self) -> Self:
         return self

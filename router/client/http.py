@@ -15,14 +15,13 @@ Every refusal is a ``ClientError`` with the daemon's status, code and message.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import msgspec
 
-from router.client.models import ClientError, error_from
+from router.client.models import ClientError, Resource, error_from
 from router.client.ws import WsSubscription
 from router.lifecycle import AgentEvent
 from router.models import EventType, InboundMessage
@@ -35,7 +34,7 @@ def _seg(value: str) -> str:
     return quote(value, safe="@")
 
 
-class Client:
+class Client(Resource):
     """One connection pool to one daemon. ``token`` is the API token or an agent's token;
     the session is made on ``__aenter__`` (or ``open()``) and closed on exit."""
 
@@ -55,15 +54,6 @@ class Client:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     # --- HTTP --------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ one error type, ``ClientError``, for anything the daemon or the broker refused."
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import msgspec
 
@@ -74,3 +75,23 @@ def error_from(status: int, body: Any) -> ClientError:
     if isinstance(error, dict) and "code" in error:
         return ClientError(status, str(error["code"]), str(error.get("message", "")))
     return ClientError(status, "http_error", f"HTTP {status}")
+
+
+class Resource:
+    """Something with ``open()`` and ``close()`` that is also an async context manager
+    (the client, its sockets, its RabbitMQ connection and subscriptions)."""
+
+    async def open(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

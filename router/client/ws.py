@@ -14,13 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
 import msgspec
 
-from router.client.models import ClientError, Offer, Settle
+from router.client.models import ClientError, Offer, Resource, Settle
 from router.models import WorkItem
 from router.presence import PresenceIn
 
@@ -39,7 +38,7 @@ class _Frame(msgspec.Struct):
 _frames = msgspec.json.Decoder(_Frame)
 
 
-class WsSubscription:
+class WsSubscription(Resource):
     """One socket: iterate it for offers. Use it as ``async with`` (or iterate it to its
     end) so the socket closes; closing gives every unsettled item back to its queue.
 
@@ -95,15 +94,6 @@ class WsSubscription:
     async def announce(self, presence: PresenceIn) -> None:
         """Announce (or change) this agent's presence over its socket."""
         await self._send({"type": "presence", **msgspec.to_builtins(presence)})
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     def __aiter__(self) -> Self:
         return self
