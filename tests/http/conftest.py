@@ -51,8 +51,19 @@ def env(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[st
 
 
 @pytest.fixture
-def settings(env: dict[str, str]) -> Settings:
-    return load(env=env)
+def policy() -> str | None:
+    """The configuration file's text for a module's tests (None: no file, the defaults).
+    A module overrides this fixture to run the app with its own routing policy."""
+    return None
+
+
+@pytest.fixture
+def settings(env: dict[str, str], tmp_path: Path, policy: str | None) -> Settings:
+    if policy is None:
+        return load(env=env)
+    path = tmp_path / "omniroute.toml"
+    path.write_text(policy)
+    return load(path, env=env)
 
 
 @pytest.fixture
@@ -62,6 +73,17 @@ async def client(
     clock: ManualClock,
 ) -> Client:
     return await aiohttp_client(create_app(settings, clock=clock))
+
+
+@pytest.fixture
+async def app_client(
+    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
+    settings: Settings,
+    clock: ManualClock,
+) -> Client:
+    """The app with its escalation timers left to the test: move the clock, then
+    ``app[ESCALATIONS].fire_due()`` (no sleeping for time)."""
+    return await aiohttp_client(create_app(settings, clock=clock, run_timers=False))
 
 
 def message(**overrides: Any) -> dict[str, Any]:

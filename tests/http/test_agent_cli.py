@@ -6,19 +6,16 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
 
 from router import agent_cli
 from router.agent_cli import NO_OUTBOUND, Keys, work
-from router.app import create_app
 from router.cli import _parser
 from router.client import Client
 from router.clock import ManualClock
-from router.settings import Settings, load
+from router.settings import Settings
 from tests.http.conftest import TOKEN, message
 from tests.http.conftest import Client as AppClient
 
@@ -26,19 +23,13 @@ WAIT_S = 10
 
 
 @pytest.fixture
-def settings(env: dict[str, str], tmp_path: Path) -> Settings:
-    path = tmp_path / "omniroute.toml"
-    path.write_text('[routing]\nqueues = ["default", "billing"]\n')
-    return load(path, env=env)
+def policy() -> str:
+    return '[routing]\nqueues = ["default", "billing"]\n'
 
 
 @pytest.fixture
-async def app(
-    aiohttp_client: Callable[[web.Application], Awaitable[AppClient]],
-    settings: Settings,
-    clock: ManualClock,
-) -> AppClient:
-    return await aiohttp_client(create_app(settings, clock=clock, run_timers=False))
+def app(app_client: AppClient) -> AppClient:
+    return app_client
 
 
 def base_url(app: AppClient) -> str:

@@ -6,17 +6,13 @@ test moves the clock and calls ``app[AGENTS].sweep()``, never by waiting."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientWebSocketResponse, WSMsgType, web
+from aiohttp import ClientWebSocketResponse, WSMsgType
 
-from router.app import create_app
 from router.clock import ManualClock
 from router.http.keys import AGENTS
-from router.settings import Settings, load
 from tests.http.conftest import AUTH, Client, message
 
 POLICY = """
@@ -30,19 +26,13 @@ Socket = ClientWebSocketResponse
 
 
 @pytest.fixture
-def settings(env: dict[str, str], tmp_path: Path) -> Settings:
-    path = tmp_path / "omniroute.toml"
-    path.write_text(POLICY)
-    return load(path, env=env)
+def policy() -> str:
+    return POLICY
 
 
 @pytest.fixture
-async def client(
-    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
-    settings: Settings,
-    clock: ManualClock,
-) -> Client:
-    return await aiohttp_client(create_app(settings, clock=clock, run_timers=False))
+def client(app_client: Client) -> Client:
+    return app_client
 
 
 def customer(n: int, channel: str = "chat", **overrides: Any) -> dict[str, Any]:

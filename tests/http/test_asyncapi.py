@@ -8,18 +8,16 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any, get_args
 
 import pytest
-from aiohttp import web
 from jsonschema import Draft7Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
-from router.app import create_app
 from router.clock import ManualClock
 from router.http.asyncapi import AGENT_ID_PATTERN, document
 from router.http.keys import BROKER, ESCALATIONS
@@ -51,19 +49,8 @@ overflow = { to = "tier2", at = "warning" }
 
 
 @pytest.fixture
-def settings(env: dict[str, str], tmp_path: Path) -> Settings:
-    path = tmp_path / "omniroute.toml"
-    path.write_text(POLICY)
-    return load(path, env=env)
-
-
-@pytest.fixture
-async def app_client(
-    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
-    settings: Settings,
-    clock: ManualClock,
-) -> Client:
-    return await aiohttp_client(create_app(settings, clock=clock, run_timers=False))
+def policy() -> str:
+    return POLICY
 
 
 async def fetch(client: Client) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from aiohttp import web
 from router.app import create_app
 from router.clock import ManualClock
 from router.http.keys import BROKER, ESCALATIONS
-from router.settings import Settings, load
+from router.settings import load
 from tests.http.conftest import AUTH, Client, message
 
 POLICY = """
@@ -55,19 +55,8 @@ then.tags = ["billing"]
 
 
 @pytest.fixture
-def settings(env: dict[str, str], tmp_path: Path) -> Settings:
-    path = tmp_path / "omniroute.toml"
-    path.write_text(POLICY)
-    return load(path, env=env)
-
-
-@pytest.fixture
-async def app_client(
-    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
-    settings: Settings,
-    clock: ManualClock,
-) -> Client:
-    return await aiohttp_client(create_app(settings, clock=clock, run_timers=False))
+def policy() -> str:
+    return POLICY
 
 
 async def post(client: Client, body: Any) -> dict[str, Any]:

@@ -23,16 +23,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientWebSocketResponse, web
+from aiohttp import ClientWebSocketResponse
 
-from router.app import create_app
 from router.clock import ManualClock
 from router.http.keys import ESCALATIONS
-from router.settings import Settings, load
 from tests.http.conftest import AUTH, Client, message
 
 POLICY = """
@@ -84,19 +81,8 @@ RECEIVE_S = 10.0
 
 
 @pytest.fixture
-def settings(env: dict[str, str], tmp_path: Path) -> Settings:
-    path = tmp_path / "omniroute.toml"
-    path.write_text(POLICY)
-    return load(path, env=env)
-
-
-@pytest.fixture
-async def app_client(
-    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
-    settings: Settings,
-    clock: ManualClock,
-) -> Client:
-    return await aiohttp_client(create_app(settings, clock=clock, run_timers=False))
+def policy() -> str:
+    return POLICY
 
 
 # --- helpers ---------------------------------------------------------------------------
