@@ -40,9 +40,9 @@ from typing import Final, Protocol
 import msgspec
 import structlog
 
+from router.background import Loop
 from router.clock import Clock
 from router.errors import (
-    BackendUnavailable,
     Conflict,
     InputError,
     InvalidAgentId,
@@ -151,8 +151,7 @@ class Agents:
         self._queues = tuple(queues)
         self._sessions: dict[str, set[AgentSession]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Loop("agents:sweeper", self._tick, retry_s=settings.sweep_ms / 1000)
 
     # --- presence -----------------------------------------------------------------------
 
@@ -251,23 +250,14 @@ class Agents:
         )
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="agents:sweeper")
+        self._loop.start()
 
     async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            await self._task
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.sweep()
-            except BackendUnavailable as exc:
-                log.warning("agents.sweep_unavailable", error=exc.message)
-            except Exception:  # a bug must not stop lease expiry
-                log.exception("agents.sweep_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.settings.sweep_ms / 1000)
+    async def _tick(self) -> float:
+        await self.sweep()
+        return self.settings.sweep_ms / 1000
 
 
 class AgentSession:

@@ -15,7 +15,6 @@ time to apply the timers due before it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import datetime
 
@@ -23,6 +22,7 @@ import msgspec
 import structlog
 
 from router import lifecycle
+from router.background import Loop
 from router.clock import Clock
 from router.errors import BackendUnavailable, Conflict, NotFound
 from router.ids import new_id
@@ -168,8 +168,7 @@ class Escalations:
         self._store = store
         self._conversations = conversations
         self._clock = clock
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Loop("escalations", self._tick, retry_s=TICK_S)
 
     async def fire_due(self, now: datetime | None = None) -> int:
         """Fire every timer due by ``now``; returns how many fired."""
@@ -197,23 +196,14 @@ class Escalations:
             log.exception("timer.failed", kind=timer.kind)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="escalations")
+        self._loop.start()
 
     async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            await self._task
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.fire_due()
-                wait_s = await self._wait_s()
-            except BackendUnavailable as exc:
-                log.warning("timers.unavailable", error=exc.message)
-                wait_s = TICK_S
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), wait_s)
+    async def _tick(self) -> float:
+        await self.fire_due()
+        return await self._wait_s()
 
     async def _wait_s(self) -> float:
         upcoming = await self._store.next_timer()

@@ -31,6 +31,7 @@ PURE = [
     "queue_spec.py",
     "conversations.py",
     "agents.py",
+    "background.py",
     "presence.py",
     "agent_tokens.py",
     "simulate/adapter.py",
