@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from router.clock import from_ms, to_ms
+from router.models import Decision
 
 PRIORITY_SLOTS = 8
 
@@ -28,6 +29,14 @@ def score(
     if queued_at is not None and max_wait_s is not None:
         deadline = min(deadline, queued_at + timedelta(seconds=max_wait_s))
     return to_ms(deadline) * PRIORITY_SLOTS + priority
+
+
+def of_decision(decision: Decision) -> int:
+    """The backlog score a routing decision asks for: its own (which may carry the
+    aging bound), else the plain deadline-then-priority score."""
+    if decision.score is not None:
+        return decision.score
+    return score(decision.deadline, decision.priority)
 
 
 def rescore(current: int, deadline: datetime, priority: int) -> int:

@@ -25,7 +25,6 @@ from router.models import (
     ConversationSla,
     ConversationUpdate,
     Customer,
-    Decision,
     Identity,
     IngestRequest,
     IngestResult,
@@ -38,7 +37,7 @@ from router.models import (
     SuggestedLink,
     Timer,
 )
-from router.urgency import score
+from router.urgency import of_decision
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _US: Final = timedelta(microseconds=1)
@@ -113,7 +112,7 @@ def ingest_arg(request: IngestRequest) -> bytes:
             decision.queue,
             str(decision.priority),
             str(to_us(decision.deadline)),
-            str(_decision_score(decision)),
+            str(of_decision(decision)),
             _reason_lines(decision.reasons),
             _json.encode(_body(request)).decode(),
             verified,
@@ -137,12 +136,6 @@ def merge_arg(record: MergeRecord) -> bytes:
 def _hint(sla: ConversationSla | None) -> str:
     """The ``awaiting`` hash field for a conversation whose sla is now ``sla``."""
     return "1" if sla is not None and sla.awaiting_response else "0"
-
-
-def _decision_score(decision: Decision) -> int:
-    if decision.score is not None:
-        return decision.score
-    return score(decision.deadline, decision.priority)
 
 
 def _timers(timers: Sequence[Timer]) -> list[str]:

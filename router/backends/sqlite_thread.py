@@ -12,7 +12,7 @@ import sqlite3
 from datetime import datetime, timedelta
 
 from router.models import BacklogItem, Conversation, ConversationState, IngestRequest
-from router.urgency import PRIORITY_SLOTS, score
+from router.urgency import PRIORITY_SLOTS, of_decision
 
 from .sqlite_read import decode_conversation, decode_item, encode
 from .sqlite_timers import arm
@@ -157,7 +157,7 @@ def _new_item(
         reasons=list(decision.reasons),
         created_at=request.message.received_at,
     )
-    urgency = decision.score if decision.score is not None else score(item.deadline, item.priority)
+    urgency = of_decision(decision)
     db.execute(_NEW_ITEM, (item.item_id, item.queue, urgency, item.conversation_id, encode(item)))
     return item
 
@@ -168,9 +168,7 @@ def _join_item(
     """The waiting item carries this message, at the more urgent deadline part and
     priority; only a changed score touches the urgency index."""
     decision = request.decision
-    new_score = decision.score
-    if new_score is None:
-        new_score = score(decision.deadline, decision.priority)
+    new_score = of_decision(decision)
     item.message_id = request.message_id
     item.deadline = min(item.deadline, decision.deadline)
     item.priority = min(item.priority, decision.priority)
