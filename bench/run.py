@@ -345,24 +345,42 @@ class Bench:
         finally:
             await self._down(server, consumer)
 
-    async def saturation(
-        self, target: str, server: Server, tally: Tally, probe: CpuProbe
-    ) -> dict[str, Any]:
-        marks: dict[str, Any] = {}
+    def window_marks(
+        self,
+        marks: dict[str, Any],
+        target: str,
+        server: Server,
+        tally: Tally,
+        probe: CpuProbe,
+        *,
+        phase: str,
+        seconds: float,
+    ) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+        """What a measuring window records into ``marks`` when it starts and ends: CPU,
+        messages seen, Redis calls (not for the embedded target) and, when asked, a
+        py-spy profile of the daemon."""
 
         async def window_start() -> None:
             marks["cpu0"], marks["seen0"] = probe.snapshot(), (tally.total, len(tally.seen))
             if target != "c":
                 marks["redis0"] = await redis_calls(self.o.redis_url)
             if self.o.py_spy and target != "b":
-                marks["spy"] = await self.start_py_spy(
-                    f"{target}-saturation", server.pid, self.o.duration
-                )
+                marks["spy"] = await self.start_py_spy(f"{target}-{phase}", server.pid, seconds)
 
         async def window_end() -> None:
             marks["cpu1"], marks["seen1"] = probe.snapshot(), (tally.total, len(tally.seen))
             if target != "c":
                 marks["redis1"] = await redis_calls(self.o.redis_url)
+
+        return window_start, window_end
+
+    async def saturation(
+        self, target: str, server: Server, tally: Tally, probe: CpuProbe
+    ) -> dict[str, Any]:
+        marks: dict[str, Any] = {}
+        window_start, window_end = self.window_marks(
+            marks, target, server, tally, probe, phase="saturation", seconds=self.o.duration
+        )
 
         tag = f"{self.run_id}{target}"
         if self.o.tool == "wrk":
@@ -388,20 +406,9 @@ class Bench:
         self, target: str, server: Server, tally: Tally, probe: CpuProbe, rate: float
     ) -> dict[str, Any]:
         marks: dict[str, Any] = {}
-
-        async def window_start() -> None:
-            marks["cpu0"], marks["seen0"] = probe.snapshot(), (tally.total, len(tally.seen))
-            if target != "c":
-                marks["redis0"] = await redis_calls(self.o.redis_url)
-            if self.o.py_spy and target != "b":
-                marks["spy"] = await self.start_py_spy(
-                    f"{target}-latency", server.pid, self.o.lat_duration
-                )
-
-        async def window_end() -> None:
-            marks["cpu1"], marks["seen1"] = probe.snapshot(), (tally.total, len(tally.seen))
-            if target != "c":
-                marks["redis1"] = await redis_calls(self.o.redis_url)
+        window_start, window_end = self.window_marks(
+            marks, target, server, tally, probe, phase="latency", seconds=self.o.lat_duration
+        )
 
         before = len(tally.latencies)
         gen = await self.loadgen(
