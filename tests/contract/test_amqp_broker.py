@@ -55,17 +55,31 @@ async def amqp(amqp_url: str) -> AsyncIterator[AmqpBroker]:
     await broker.close()
 
 
-@pytest.fixture
-async def private(amqp_url: str) -> AsyncIterator[AmqpBroker]:
+async def _own_broker(amqp_url: str, queue_type: str) -> AmqpBroker:
     """A broker with a prefix of its own: its dead letters are this test's alone."""
     broker = AmqpBroker(
         amqp_url,
-        prefix=f"omniroute-test-{uuid.uuid4().hex[:8]}",
+        prefix=f"omniroute-{queue_type}-{uuid.uuid4().hex[:8]}",
+        queue_type=queue_type,
         inbound_prefetch=1,
         inbound_retry_delay_s=0.01,
         reconnect_interval_s=0.2,
     )
     await broker.open()
+    return broker
+
+
+@pytest.fixture
+async def private(amqp_url: str) -> AsyncIterator[AmqpBroker]:
+    broker = await _own_broker(amqp_url, "classic")
+    yield broker
+    await broker.close()
+
+
+@pytest.fixture(params=["classic", "quorum"])
+async def either(request: pytest.FixtureRequest, amqp_url: str) -> AsyncIterator[AmqpBroker]:
+    """A private broker declaring classic, then quorum queues."""
+    broker = await _own_broker(amqp_url, request.param)
     yield broker
     await broker.close()
 
@@ -136,15 +150,16 @@ async def test_nack_without_requeue_dead_letters(
 
 
 async def test_inbound_input_error_is_dead_lettered(
-    private: AmqpBroker, raw: AbstractRobustConnection
+    either: AmqpBroker, raw: AbstractRobustConnection
 ) -> None:
+    broker = either
     handler = Recorder({b"bad": [InputError("not a message")]})
-    await private.consume_inbound(handler)
-    await private.publish_inbound(b"bad")
-    await private.publish_inbound(b"good")
+    await broker.consume_inbound(handler)
+    await broker.publish_inbound(b"bad")
+    await broker.publish_inbound(b"good")
     await handler.wait_for(b"good")
 
-    dead = await _get(raw, f"{private.prefix}.dead")
+    dead = await _get(raw, f"{broker.prefix}.dead")
     assert dead.body == b"bad"
 
 
@@ -327,15 +342,7 @@ async def test_fails_fast_while_rabbitmq_is_away_and_recovers_when_it_returns(
 
 @pytest.fixture
 async def quorum(amqp_url: str) -> AsyncIterator[AmqpBroker]:
-    """A broker declaring quorum queues, with a prefix of its own."""
-    broker = AmqpBroker(
-        amqp_url,
-        prefix=f"omniroute-quorum-{uuid.uuid4().hex[:8]}",
-        queue_type="quorum",
-        inbound_prefetch=1,
-        inbound_retry_delay_s=0.01,
-    )
-    await broker.open()
+    broker = await _own_broker(amqp_url, "quorum")
     yield broker
     await broker.close()
 
@@ -415,19 +422,6 @@ async def test_quorum_queue_returns_unacked_deliveries_when_a_consumer_closes(
     for delivery in received:
         await delivery.ack()
     await second.close()
-
-
-async def test_quorum_inbound_input_error_is_dead_lettered(
-    quorum: AmqpBroker, raw: AbstractRobustConnection
-) -> None:
-    handler = Recorder({b"bad": [InputError("not a message")]})
-    await quorum.consume_inbound(handler)
-    await quorum.publish_inbound(b"bad")
-    await quorum.publish_inbound(b"good")
-    await handler.wait_for(b"good")
-
-    dead = await _get(raw, f"{quorum.prefix}.dead")
-    assert dead.body == b"bad"
 
 
 async def test_switching_the_queue_type_of_existing_queues_stops_start_up(
