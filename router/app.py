@@ -4,7 +4,7 @@
 context (opened in order at start-up, closed in reverse at shutdown): the API token,
 the store, the broker, the conversation service, the ingest pipeline, the dispatcher,
 the escalation timers, the inbound consumer, agent presence and the agents' lease
-sweeper, and the agent sockets.
+sweeper, the connectors' ledger and intake, and the connectors' listeners and pollers.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import structlog
 from aiohttp import WSCloseCode, web
 
+from connectors import registry
+from connectors.base import ConnectorContext, Service
 from router import language
 from router.agents import Agents
+from router.blobs import Blobs
 from router.clock import Clock, SystemClock
 from router.conversations import Conversations, Escalations
 from router.dispatch_thread import DispatchThread
@@ -24,8 +27,11 @@ from router.dispatcher import Dispatcher
 from router.http import (
     agents,
     asyncapi,
+    chat,
+    connectors,
     conversations,
     customers,
+    email,
     messages,
     openapi,
     ops,
@@ -35,12 +41,16 @@ from router.http import (
 from router.http.auth import auth_middleware, resolve_token
 from router.http.keys import (
     AGENTS,
+    BLOBS,
     BROKER,
     CLOCK,
+    CONNECTORS,
     CONVERSATIONS,
     DISPATCHER,
     ESCALATIONS,
     INGESTOR,
+    INTAKE,
+    LEDGER,
     METRICS,
     POLICY,
     PRESENCE,
@@ -50,6 +60,8 @@ from router.http.keys import (
     TOKEN,
 )
 from router.http.responses import error_middleware
+from router.intake import Intake
+from router.ledger import Ledger
 from router.metrics import Metrics
 from router.models import IngestResult
 from router.pipeline import Ingestor, timed_overflow_queues
@@ -71,7 +83,7 @@ def create_app(
     timers and sweeping agent leases to the caller (``app[ESCALATIONS].fire_due()``,
     ``app[AGENTS].sweep()``: tests on a manual clock)."""
     app = web.Application(
-        client_max_size=settings.http.max_body_bytes,
+        client_max_size=_max_body_bytes(settings),
         middlewares=[error_middleware, auth_middleware],
     )
     app[SETTINGS] = settings
@@ -90,6 +102,9 @@ def create_app(
         tokens,
         openapi,
         asyncapi,
+        connectors,
+        email,
+        chat,
     ):
         app.router.add_routes(module.routes)
     app.cleanup_ctx.extend(
@@ -104,8 +119,11 @@ def create_app(
             _inbound_ctx,
             _presence_ctx,
             _agents_ctx,
+            _ledger_ctx,
+            _connectors_ctx,
         ]
     )
+    chat.setup(app)
     app.on_shutdown.append(_close_sockets)
     return app
 
@@ -291,6 +309,69 @@ async def _agents_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await agents.stop()
+
+
+def _max_body_bytes(settings: Settings) -> int:
+    """The largest body any route takes: ``http.max_body_bytes`` or a connector's own."""
+    own = (getattr(conf, "max_body_bytes", 0) or 0 for conf in settings.connectors.values())
+    return max(settings.http.max_body_bytes, *own)
+
+
+def build_ledger(settings: Settings) -> Ledger:
+    if settings.embedded:
+        from router.backends.sqlite_ledger import SqliteLedger
+
+        return SqliteLedger(settings.data.dir / "ledger.sqlite3")
+    from router.backends.redis_ledger import RedisLedger
+
+    return RedisLedger(settings.redis.url.get(), settings.redis.prefix)
+
+
+async def _ledger_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    ledger = build_ledger(settings)
+    app[LEDGER] = ledger
+    app[BLOBS] = Blobs(settings.data.attachments)
+    await ledger.open()
+    app[INTAKE] = Intake(
+        ingestor=app[INGESTOR],
+        store=app[STORE],
+        ledger=ledger,
+        blobs=app[BLOBS],
+        clock=app[CLOCK],
+        publish_event=app[BROKER].publish_event,
+    )
+    try:
+        yield
+    finally:
+        await ledger.close()
+
+
+async def _connectors_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Build the configured connectors; start their listeners and pollers; stop them
+    first at shutdown (before the intake they feed goes away)."""
+    import aiohttp
+
+    settings = app[SETTINGS]
+    async with aiohttp.ClientSession() as session:
+        context = ConnectorContext(
+            clock=app[CLOCK], http=session, public_url=settings.http.public_url.rstrip("/")
+        )
+        app[CONNECTORS] = registry.build(settings.connectors, context)
+        services: list[Service] = []
+        try:
+            for name, connector in app[CONNECTORS].items():
+                service = connector.service()
+                if service is not None:
+                    await service.start(app[INTAKE])
+                    services.append(service)
+                    log.info("connector.started", connector=name)
+            names = list(app[CONNECTORS].keys())
+            log.info("connectors.ready", connectors=names)
+            yield
+        finally:
+            for service in reversed(services):
+                await service.stop()
 
 
 async def _close_sockets(app: web.Application) -> None:

@@ -1,4 +1,4 @@
-"""``omniroute``: serve, check-config, simulate, agent."""
+"""``omniroute``: serve, check-config, connectors, simulate, agent."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from router import __version__, agent_cli
+from router import __version__, agent_cli, connectors_cli
 from router import logging as logs
 from router.errors import ConfigError
 from router.settings import Settings, describe, load
@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
     check.add_argument("file", type=Path)
     check.set_defaults(handler=_check)
+    connectors_cli.add_parser(sub)
     simulate.add_parser(sub)
     agent_cli.add_parser(sub)
     return parser

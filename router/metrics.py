@@ -12,8 +12,14 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.messages = Counter(
             "omniroute_messages",
-            "Inbound messages by channel and outcome (accepted, duplicate, rejected).",
+            "Inbound messages by channel and outcome (accepted, recorded, duplicate, rejected).",
             ["channel", "outcome"],
+            registry=self.registry,
+        )
+        self.webhooks = Counter(
+            "omniroute_webhooks",
+            "Provider webhook requests verified and stored, by connector.",
+            ["connector"],
             registry=self.registry,
         )
         self.ingest_latency = Histogram(

@@ -20,6 +20,10 @@ ClockKind = Literal["first_response", "next_response", "resolution"]
 ClockStatus = Literal["running", "paused", "met", "stopped"]
 EventType = Literal["accepted", "replied", "resolved", "reopened", "pending", "transferred"]
 TimerKind = Literal["warning", "breach", "overflow", "sticky"]
+MessageKind = Literal["message", "auto_reply", "bounce"]
+"""``message`` is routed; ``auto_reply`` (out-of-office, bulk) and ``bounce`` (a delivery
+failure report) are recorded in the customer's history and routed nowhere."""
+DeliveryStatus = Literal["accepted", "sent", "delivered", "read", "failed", "deleted"]
 
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 Name = Annotated[str, msgspec.Meta(max_length=512)]
@@ -49,6 +53,14 @@ class Attachment(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     content_type: Annotated[str, msgspec.Meta(max_length=255)] = "application/octet-stream"
     size: Annotated[int, msgspec.Meta(ge=0)] | None = None
     url: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
+    """Where the provider serves the content (it may need the provider's credentials)."""
+    blob: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")] | None = None
+    """The SHA-256 of the content when omniroute keeps it (``GET /v1/attachments/{blob}``);
+    the content lives in the attachment directory, never in the store."""
+    provider_id: Annotated[str, msgspec.Meta(max_length=512)] | None = None
+    """The provider's media id (WhatsApp media id, Telegram file_id), to fetch it later."""
+    inline: bool = False
+    """An inline image of an HTML email (``Content-Disposition: inline`` with a Content-ID)."""
 
 
 class InboundMessage(msgspec.Struct, forbid_unknown_fields=True):
@@ -64,6 +76,15 @@ class InboundMessage(msgspec.Struct, forbid_unknown_fields=True):
     sent_at: datetime | None = None
     attachments: list[Attachment] = []
     attributes: dict[str, Any] = {}
+    kind: MessageKind = "message"
+    references: list[ShortText] = []
+    """External ids (same ``source``) of earlier messages this one answers, newest first
+    (email ``References`` / ``In-Reply-To``): the message joins the thread of the first
+    one that is stored, whatever ``thread`` says."""
+    conversation_hint: ShortText | None = None
+    """A conversation id the message names (the email token ``[#con_...]``): when no
+    reference is stored and the conversation has the same source, the message joins its
+    thread."""
 
 
 # --- normalized, stored ---------------------------------------------------------------
@@ -97,6 +118,12 @@ class NormalizedMessage(msgspec.Struct, frozen=True):
     received_at: datetime
     attachments: tuple[Attachment, ...]
     attributes: dict[str, Any]
+    kind: MessageKind = "message"
+
+    @property
+    def routed(self) -> bool:
+        """Only a ``message`` goes to an agent; auto-replies and bounces are recorded."""
+        return self.kind == "message"
 
     @property
     def verified(self) -> tuple[Identity, ...]:
@@ -127,6 +154,18 @@ class StoredMessage(msgspec.Struct, kw_only=True):
     received_at: datetime
     attachments: list[Attachment] = []
     attributes: dict[str, Any] = {}
+    kind: MessageKind = "message"
+    edited_at: datetime | None = None
+    """When the sender last edited it (a Telegram ``edited_message``, a Slack edit)."""
+    revisions: list[Revision] = []
+    """The texts it had before each edit, oldest first."""
+
+
+class Revision(msgspec.Struct, kw_only=True):
+    """A text a stored message had until the sender edited it."""
+
+    text: str
+    replaced_at: datetime
 
 
 class SuggestedLink(msgspec.Struct, kw_only=True):
@@ -376,6 +415,8 @@ class IngestResult(msgspec.Struct, kw_only=True):
     """The conversation's ``awaiting_response`` hint as stored with this message (ingest
     never changes an existing conversation's ``sla``, so for one it is the hint it had);
     False for a duplicate."""
+    routed: bool = True
+    """False for an auto-reply or bounce: recorded in history, no backlog item."""
 
 
 class HistoryPage(msgspec.Struct, kw_only=True):
@@ -451,6 +492,8 @@ class HistoryEntry(msgspec.Struct, kw_only=True):
     subject: str | None
     text: str
     sent_at: datetime
+    kind: MessageKind = "message"
+    """``auto_reply`` and ``bounce`` entries were recorded, not routed."""
 
 
 class WorkItem(msgspec.Struct, kw_only=True):

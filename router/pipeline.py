@@ -72,6 +72,7 @@ def normalize(
         received_at=received_at,
         attachments=tuple(message.attachments),
         attributes=message.attributes,
+        kind=message.kind,
     )
 
 
@@ -190,6 +191,8 @@ class Ingestor:
         """Store one message durably; raises ``InputError`` for bad input and
         ``BackendUnavailable`` when it could not be stored."""
         started = time.perf_counter()
+        if message.references or message.conversation_hint:
+            message = await self._threaded(message)
         try:
             normalized = self.normalize(message)
         except InvalidMessage:
@@ -208,17 +211,44 @@ class Ingestor:
             request(normalized, decision, suffix=suffix, reopen_window_s=self._reopen_window_s)
         )
         new_item = result.item_id == f"itm_{suffix}"
-        if self._on_stored is not None and may_move_clocks(result, new_item, self._overflow_queues):
+        if (
+            self._on_stored is not None
+            and result.routed
+            and may_move_clocks(result, new_item, self._overflow_queues)
+        ):
             await self._on_stored(result, new_item)
         self._after(normalized, result, started)
         return result
 
+    async def _threaded(self, message: InboundMessage) -> InboundMessage:
+        """The message on the thread it answers: the thread of its first stored reference,
+        else of the conversation its token names (same source), else its own."""
+        thread = None
+        if message.references:
+            thread = await self._store.find_thread(message.source, message.references)
+        if thread is None and message.conversation_hint:
+            hinted = await self._store.get_conversation(message.conversation_hint)
+            if hinted is not None and hinted.source == message.source:
+                thread = hinted.thread
+        if thread is None or thread == message.thread:
+            return message
+        return msgspec.structs.replace(message, thread=thread)
+
     def _after(self, message: NormalizedMessage, result: IngestResult, started: float) -> None:
         latency_ms = (time.perf_counter() - started) * 1000
-        outcome = "duplicate" if result.duplicate else "accepted"
+        outcome = "duplicate" if result.duplicate else "accepted" if result.routed else "recorded"
         self._count(message.channel, outcome)
         if result.duplicate:
             log.info("message.duplicate", message_id=result.message_id, source=message.source)
+            return
+        if not result.routed:
+            log.info(
+                "message.recorded",
+                message_id=result.message_id,
+                conversation_id=result.conversation_id,
+                channel=message.channel,
+                kind=message.kind,
+            )
             return
         self._metrics.ingest_latency.observe(latency_ms / 1000)
         log.info(

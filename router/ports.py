@@ -27,6 +27,7 @@ from router.models import (
     MergeRecord,
     NormalizedMessage,
     RoutingContext,
+    StoredMessage,
     Timer,
 )
 
@@ -82,7 +83,35 @@ class Store(Protocol):
            and score become the more urgent of the two). Otherwise a new item with
            ``new_item_id`` is queued in the decision's queue with the decision's score
            (``router.urgency.score(deadline, priority)`` when None).
+
+        A message that is not routed (``NormalizedMessage.routed`` False: an auto-reply
+        or a bounce) is recorded and nothing else: steps 1, 2 and 4 as above, except
+        that without verified identities its customer is the one of the conversation on
+        its thread key *in any state*; it joins the customer's newest conversation on
+        its thread key whatever its state, changing nothing of it but ``message_count``
+        (no state change, no reopen, no backlog item, no timers); with none, a new
+        conversation (``new_conversation_id``) is created already ``resolved``
+        (``resolved_at`` = ``received_at``) with the decision's queue, priority and
+        deadline, no ``sla`` and no timers. Its result has ``routed=False`` and
+        ``item_id=None``.
         """
+        ...
+
+    async def find_thread(self, source: str, external_ids: Sequence[str]) -> str | None:
+        """The thread of the conversation holding the first of ``external_ids`` (in the
+        given order) stored under ``source``; None when none is stored or its
+        conversation has no thread. Email threading: a reply's References, newest first."""
+        ...
+
+    async def edit_message(
+        self, source: str, external_id: str, *, text: str, edited_at: datetime
+    ) -> StoredMessage | None:
+        """The sender edited a stored message: its ``text`` becomes ``text``, the old text
+        is appended to ``revisions`` (``replaced_at=edited_at``) and ``edited_at`` is set;
+        returns the message after it. Idempotent: when ``text`` is already the text,
+        nothing changes (a provider re-delivering the edit). None when ``(source,
+        external_id)`` was never stored. A waiting work item carrying the message picks
+        the new text up when it is claimed."""
         ...
 
     async def get_customer(self, customer_id: str) -> Customer | None:

@@ -66,6 +66,9 @@ class HttpSettings:
     port: int = 8080
     max_body_bytes: int = 1024 * 1024
     shutdown_timeout_s: float = 10.0
+    public_url: str = ""
+    """The daemon's address as providers and browsers see it (``https://omni.example.com``);
+    webhook signatures over the URL (Twilio) are checked against it."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,13 @@ class ApiSettings:
 @dataclass(frozen=True)
 class DataSettings:
     dir: Path = Path("./data")
+    attachments_dir: Path | None = None
+    """Where attachment contents and quarantined raw messages are kept (a local path or
+    a mounted object store); default ``<dir>/attachments``."""
+
+    @property
+    def attachments(self) -> Path:
+        return self.attachments_dir or self.dir / "attachments"
 
 
 @dataclass(frozen=True)
@@ -181,6 +191,9 @@ class Settings:
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     log: LogSettings = field(default_factory=LogSettings)
     tables: PolicyTables = field(default_factory=PolicyTables)
+    connectors: Mapping[str, Any] = field(default_factory=dict)
+    """Each configured connector's settings object by name (``[connectors.<name>]`` and
+    ``OMNIROUTE_CONNECTORS_<NAME>_<KEY>``), built by ``connectors.registry``."""
 
     @property
     def embedded(self) -> bool:
@@ -234,6 +247,7 @@ CHECKS: dict[tuple[str, str], _Check] = {
     ("http", "port"): _port,
     ("http", "max_body_bytes"): _positive,
     ("http", "shutdown_timeout_s"): _positive,
+    ("http", "public_url"): _url("http", "https"),
     ("redis", "url"): _url("redis", "rediss", "unix"),
     ("amqp", "url"): _url("amqp", "amqps"),
     ("amqp", "queue_type"): _one_of("classic", "quorum"),
@@ -274,6 +288,9 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Sett
     sections = _build_sections(raw, env, problems)
     if not problems:
         _check_cross(sections, problems)
+    from connectors.registry import load_settings  # connectors declare their own settings
+
+    sections["connectors"] = load_settings(raw.get("connectors", {}), env, problems)
     if problems:
         raise ConfigError(problems)
     settings = Settings(**sections)
@@ -307,7 +324,7 @@ def _build_sections(
             problems.append(f"[{name}]: unknown section (known: {', '.join(known)})")
     sections: dict[str, Any] = {"tables": _policy_tables(raw, problems)}
     for name, cls in hints.items():
-        if name == "tables":
+        if name in ("tables", "connectors"):
             continue
         table = raw.get(name, {})
         if not isinstance(table, dict):
@@ -334,28 +351,55 @@ def _policy_tables(raw: dict[str, Any], problems: list[str]) -> PolicyTables:
 def _build_section(
     section: str, cls: type[Any], table: dict[str, Any], env: Mapping[str, str], problems: list[str]
 ) -> Any:
+    return build_table(section, cls, table, env, problems)
+
+
+def build_table(
+    section: str,
+    cls: type[Any],
+    table: dict[str, Any],
+    env: Mapping[str, str],
+    problems: list[str],
+    *,
+    checks: Mapping[str, _Check] | None = None,
+) -> Any:
+    """An instance of the dataclass ``cls`` from ``[section]`` and
+    ``OMNIROUTE_<SECTION>_<KEY>`` (a dotted section ``a.b`` reads ``OMNIROUTE_A_B_<KEY>``);
+    every problem is appended to ``problems`` (None is returned when there is one)."""
     hints = get_type_hints(cls)
     for key in table:
         if key not in hints:
             problems.append(f"{section}.{key}: unknown key (known: {', '.join(hints)})")
     values: dict[str, Any] = {}
+    failed = False
     for key, hint in hints.items():
         given, origin = _lookup(section, key, table, env)
         if given is None:
+            if _required(cls, key):
+                problems.append(f"{section}.{key}: required")
+                failed = True
             continue
         value, error = _coerce(given, hint, from_env=origin.startswith("$"))
-        error = error or CHECKS.get((section, key), lambda _: None)(value)
+        check = (checks or {}).get(key) or CHECKS.get((section, key), lambda _: None)
+        error = error or check(value)
         if error:
             problems.append(f"{section}.{key} ({origin}): {error}")
+            failed = True
         else:
             values[key] = value
-    return cls(**values)
+    return None if failed else cls(**values)
+
+
+def _required(cls: type[Any], key: str) -> bool:
+    spec = next(f for f in dataclasses.fields(cls) if f.name == key)
+    no_default = spec.default is dataclasses.MISSING
+    return no_default and spec.default_factory is dataclasses.MISSING
 
 
 def _lookup(
     section: str, key: str, table: dict[str, Any], env: Mapping[str, str]
 ) -> tuple[Any, str]:
-    names = [f"OMNIROUTE_{section.upper()}_{key.upper()}"]
+    names = [f"OMNIROUTE_{section.upper().replace('.', '_')}_{key.upper()}"]
     names += [alias for alias, target in ENV_ALIASES.items() if target == (section, key)]
     for name in names:
         if name in env:
@@ -389,6 +433,16 @@ def _to_float(given: Any, from_env: bool) -> float:
     return float(given)
 
 
+def _to_bool(given: Any, from_env: bool) -> bool:
+    if from_env and isinstance(given, str) and given.lower() in ("1", "true", "yes", "on"):
+        return True
+    if from_env and isinstance(given, str) and given.lower() in ("0", "false", "no", "off", ""):
+        return False
+    if not isinstance(given, bool):
+        raise TypeError(f"must be true or false, got {given!r}")
+    return given
+
+
 def _to_str(given: Any, from_env: bool) -> str:
     if not isinstance(given, str):
         raise TypeError(f"must be a string, got {given!r}")
@@ -418,10 +472,12 @@ def _to_numbers(given: Any, from_env: bool) -> tuple[float, ...]:
 
 
 _COERCE: dict[Any, Callable[[Any, bool], Any]] = {
+    bool: _to_bool,
     int: _to_int,
     float: _to_float,
     str: _to_str,
     Path: lambda g, e: Path(_to_str(g, e)),
+    Path | None: lambda g, e: Path(_to_str(g, e)),
     Secret: lambda g, e: Secret(_to_str(g, e)),
     tuple[str, ...]: _to_names,
     tuple[float, ...]: _to_numbers,
@@ -448,11 +504,15 @@ def describe(settings: Settings) -> dict[str, Any]:
     """A printable view with secrets masked (for ``check-config`` and the start log)."""
     out: dict[str, Any] = {}
     for section in dataclasses.fields(settings):
-        if section.name == "tables":
+        if section.name in ("tables", "connectors"):
             continue
         values = dataclasses.asdict(getattr(settings, section.name))
         out[section.name] = {k: _printable(v) for k, v in values.items()}
     tables = settings.tables
+    out["connectors"] = {
+        name: {k: _printable(v) for k, v in dataclasses.asdict(conf).items()}
+        for name, conf in settings.connectors.items()
+    }
     out["policy"] = {
         "queues": list(settings.queue_names),
         "calendars": sorted(tables.calendars),

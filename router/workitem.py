@@ -63,6 +63,7 @@ def _entry(message: StoredMessage) -> HistoryEntry:
         subject=message.subject,
         text=message.text,
         sent_at=message.sent_at,
+        kind=message.kind,
     )
 
 

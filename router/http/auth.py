@@ -24,7 +24,8 @@ from router.settings import Secret
 
 log = structlog.get_logger("router.http")
 
-PUBLIC_PREFIXES = ("/v1/openapi.json", "/v1/asyncapi.json", "/v1/connectors/")
+PUBLIC_PREFIXES = ("/v1/openapi.json", "/v1/asyncapi.json", "/v1/chat/")
+"""Public: the documents, and the web chat (visitors prove themselves with a chat token)."""
 AGENT_ID = web.RequestKey("agent_id", str)
 """``request[AGENT_ID]``: the agent an agent token speaks for (unset for the API token)."""
 
@@ -32,12 +33,20 @@ AGENT_ID = web.RequestKey("agent_id", str)
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     path = request.path
-    if path.startswith("/v1/") and not path.startswith(PUBLIC_PREFIXES):
+    if path.startswith("/v1/") and not _public(path):
         agent_id = _check(request, request.app[TOKEN])
         if agent_id is not None:
             _authorize_agent(request, agent_id)
             request[AGENT_ID] = agent_id
     return await handler(request)
+
+
+def _public(path: str) -> bool:
+    """Provider webhooks prove themselves with their own signatures."""
+    if path.startswith(PUBLIC_PREFIXES):
+        return True
+    parts = path.split("/")
+    return len(parts) == 5 and parts[2] == "connectors" and parts[4] == "webhook"
 
 
 def agent_key(app: web.Application) -> bytes:
