@@ -314,7 +314,7 @@ async def _agents_ctx(app: web.Application) -> AsyncIterator[None]:
 def _max_body_bytes(settings: Settings) -> int:
     """The largest body any route takes: ``http.max_body_bytes`` or a connector's own."""
     own = (getattr(conf, "max_body_bytes", 0) or 0 for conf in settings.connectors.values())
-    return max(settings.http.max_body_bytes, *own)
+    return max([settings.http.max_body_bytes, *own])
 
 
 def build_ledger(settings: Settings) -> Ledger:

@@ -16,6 +16,7 @@ import msgspec
 from aiohttp import web
 
 from router import __version__
+from router.http import openapi_connectors
 from router.http.responses import json_response
 from router.lifecycle import AgentEvent, Event
 from router.models import (
@@ -483,7 +484,7 @@ _STRUCTS = (
 @cache
 def document() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
-        _STRUCTS,
+        _STRUCTS + openapi_connectors.STRUCTS,
         ref_template=_REF,
     )
     components["Event"] = {
@@ -507,7 +508,7 @@ def document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
-        "paths": _paths(),
+        "paths": {**_paths(), **openapi_connectors.paths()},
     }
 
 
