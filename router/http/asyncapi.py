@@ -27,6 +27,7 @@ from router import __version__
 from router.http.keys import SETTINGS
 from router.http.queues import MAX_CAPACITY
 from router.http.responses import json_response
+from router.ledger import DeliveryReport
 from router.lifecycle import EventPayload
 from router.models import EventType, InboundMessage, MergeRecord, WorkItem
 from router.presence import PresenceIn
@@ -42,7 +43,7 @@ equal)."""
 _REF: Final = "#/components/schemas/{name}"
 _AMQP_BINDING: Final = "0.2.0"
 _WS_BINDING: Final = "0.1.0"
-_STRUCTS: Final = (WorkItem, InboundMessage, EventPayload, MergeRecord, PresenceIn)
+_STRUCTS: Final = (WorkItem, InboundMessage, EventPayload, MergeRecord, PresenceIn, DeliveryReport)
 
 _ACK_DOC: Final = (
     "Consume with manual acknowledgement. Your prefetch is your capacity: at most that "
@@ -254,6 +255,7 @@ _EVENT_MESSAGES: Final = (
     "ConversationEvent",
     "ConversationOverflowed",
     "CustomerMerged",
+    "MessageDelivery",
 )
 
 
@@ -460,6 +462,7 @@ def _routing_keys(message: str) -> list[str]:
         "ConversationEvent": [f"conversation.{t}" for t in get_args(EventType)],
         "ConversationOverflowed": ["conversation.overflowed"],
         "CustomerMerged": ["customer.merged"],
+        "MessageDelivery": ["message.delivery"],
     }[message]
 
 
@@ -529,6 +532,13 @@ def _amqp_messages() -> dict[str, Any]:
             "MergeRecord",
             "`loser` was merged into `winner` (automatically on a verified identity, "
             "or confirmed through the API).",
+        ),
+        "MessageDelivery": _event(
+            "MessageDelivery",
+            "Delivery report",
+            "DeliveryReport",
+            "A provider reported on a message it carried (WhatsApp statuses, Twilio "
+            "status callbacks): `status` sent, delivered, read, failed ...; once per status.",
         ),
         "DeadLetter": {
             "name": "DeadLetter",

@@ -202,6 +202,7 @@ async def test_names_follow_the_configured_prefix(app_client: Client, settings: 
         "sla.breached",
         "conversation.overflowed",
         "customer.merged",
+        "message.delivery",
         *conversation_keys,
     }
     assert channels[f"{p}.inbound"]["publish"]["message"] == {
