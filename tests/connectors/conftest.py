@@ -39,6 +39,19 @@ def policy() -> str | None:
     return None
 
 
+@pytest.fixture
+def acme_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Install the test plugin as a distribution would: a dist-info with entry points."""
+    site = tmp_path / "site"
+    dist = site / "acme_omniroute-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-omniroute\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[omniroute.connectors]\nacme = tests.connectors.plugin.acme_connector:AcmeConnector\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+
+
 def fixture_bytes(connector: str, name: str) -> bytes:
     """A recorded payload, byte for byte (signatures are computed over these bytes)."""
     return (HERE / connector / "fixtures" / name).read_bytes()

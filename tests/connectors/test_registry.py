@@ -96,19 +96,6 @@ def test_cli_lists_installed_and_configured(
 
 
 @pytest.fixture
-def acme_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Install the test plugin as a distribution would: a dist-info with entry points."""
-    site = tmp_path / "site"
-    dist = site / "acme_omniroute-1.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-omniroute\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(
-        "[omniroute.connectors]\nacme = tests.connectors.plugin.acme_connector:AcmeConnector\n"
-    )
-    monkeypatch.syspath_prepend(str(site))
-
-
-@pytest.fixture
 def policy(acme_installed: None) -> str:
     return '[connectors.acme]\ntoken = "acme-token"\n'
 

@@ -38,7 +38,7 @@ class AcmeConnector(WebhookOnly):
 
     def verify(self, request: WebhookRequest) -> Verified:
         require_equal(request.header("X-Acme-Token"), self.settings.token.get(), "X-Acme-Token")
-        return Verified()
+        return Verified(nonce=request.header("X-Acme-Nonce"))
 
     async def parse(self, request: WebhookRequest) -> Parsed:
         try:
