@@ -1,0 +1,51 @@
+"""The ``email`` connector: raw RFC 5322 messages posted to ``/v1/connectors/email/raw``."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from connectors.base import (
+    ConnectorContext,
+    Manifest,
+    Parsed,
+    Reply,
+    Service,
+    Verified,
+    WebhookRequest,
+)
+from connectors.email.mime import parse_email
+from connectors.email.settings import EmailSettings
+from router.errors import NotFound
+
+RAW_PATH = "/v1/connectors/email/raw"
+
+
+class EmailConnector:
+    manifest: ClassVar[Manifest] = Manifest(
+        name="email",
+        channel="email",
+        title="Email (raw RFC 5322 messages)",
+        settings=EmailSettings,
+        webhook=False,
+        docs="https://www.rfc-editor.org/rfc/rfc5322",
+    )
+
+    def __init__(self, settings: EmailSettings, context: ConnectorContext) -> None:
+        self.settings = settings
+        self.options = settings.options
+        self._context = context
+
+    def handshake(self, request: WebhookRequest) -> Reply:
+        raise NotFound(f"the email connector has no webhook; POST message/rfc822 to {RAW_PATH}")
+
+    def verify(self, request: WebhookRequest) -> Verified:
+        raise NotFound(f"the email connector has no webhook; POST message/rfc822 to {RAW_PATH}")
+
+    async def parse(self, request: WebhookRequest) -> Parsed:
+        """The raw message in ``request.body`` (the raw endpoint, API token checked)."""
+        return parse_email(
+            request.body, options=self.options, received_at=request.received_at, via="raw"
+        )
+
+    def service(self) -> Service | None:
+        return None
