@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import msgspec
 
+from router.backends.edits import apply_edit
 from router.clock import to_ms
 from router.models import (
     Attachment,
@@ -30,8 +31,10 @@ from router.models import (
     IngestResult,
     ItemChange,
     MergeRecord,
+    MessageKind,
     NormalizedMessage,
     Reason,
+    Revision,
     RoutingContext,
     StoredMessage,
     SuggestedLink,
@@ -58,7 +61,8 @@ unpack: Final = msgspec.msgpack.Decoder().decode
 
 
 class _MessageBody(msgspec.Struct, kw_only=True):
-    """``StoredMessage`` without the two ids the ingest script puts in front."""
+    """``StoredMessage`` without the two ids the ingest script puts in front (every other
+    field written, so the stored JSON is a whole ``StoredMessage``)."""
 
     message_id: str
     channel: str
@@ -72,6 +76,9 @@ class _MessageBody(msgspec.Struct, kw_only=True):
     received_at: datetime
     attachments: tuple[Attachment, ...]
     attributes: dict[str, Any]
+    kind: MessageKind
+    edited_at: datetime | None = None
+    revisions: tuple[Revision, ...] = ()
 
 
 # --- time -----------------------------------------------------------------------------
@@ -124,6 +131,7 @@ def ingest_arg(request: IngestRequest) -> bytes:
             _json.encode(decision.sla).decode() if decision.sla is not None else "",
             _timers(decision.timers),
             _hint(decision.sla),
+            "1" if m.routed else "0",
         ]
     )
 
@@ -241,6 +249,7 @@ def _body(request: IngestRequest) -> _MessageBody:
         received_at=m.received_at,
         attachments=m.attachments,
         attributes=m.attributes,
+        kind=m.kind,
     )
 
 
@@ -270,7 +279,7 @@ def _attributes(attributes: dict[str, Any]) -> list[str]:
 
 def read_ingest_result(reply: list[Any]) -> IngestResult:
     duplicate, mid, cust, conv, queue, priority, deadline, item, new, merged = reply[:10]
-    created, reopened, previous_state, awaiting = reply[10:]
+    created, reopened, previous_state, awaiting, routed = reply[10:]
     return IngestResult(
         message_id=mid,
         customer_id=cust,
@@ -286,6 +295,7 @@ def read_ingest_result(reply: list[Any]) -> IngestResult:
         reopened=bool(reopened),
         previous_state=previous_state or None,
         awaiting_response=bool(awaiting),
+        routed=bool(routed),
     )
 
 
@@ -302,6 +312,13 @@ def read_message(blob: str | bytes, customer_id: str) -> StoredMessage:
     message = _message_decoder.decode(blob)
     message.customer_id = customer_id
     return message
+
+
+def edited_blob(blob: str, text: str, edited_at: datetime) -> bytes | None:
+    """The stored message JSON ``blob`` after the sender's edit (``edits.apply_edit``);
+    None when the edit changes nothing. The stored ids stay as they are."""
+    message = _message_decoder.decode(blob)
+    return _json.encode(message) if apply_edit(message, text, edited_at) else None
 
 
 def read_customer(view: list[Any]) -> Customer:

@@ -39,15 +39,19 @@ and must not contain NUL::
     {P}:convs:<cid>         set   conversation ids
     {P}:from:<cid>          list  customers merged into this one (merged_from)
     {P}:merges:<cid>        list  MergeRecord JSON naming the customer, oldest first
-    {P}:msg:<mid>           str   StoredMessage JSON, immutable (customer_id as first stored;
-                                  readers put the live owner in)
+    {P}:msg:<mid>           str   StoredMessage JSON (customer_id as first stored; readers put
+                                  the live owner in), written once by ingest and rewritten
+                                  only by edit_message (text, edited_at, revisions), by a
+                                  compare-and-set on the whole JSON
     {P}:conv:<conv>         hash  customer, channel, source, thread, state, queue, priority,
                                   deadline, count, created, updated, item (the waiting item),
                                   version, assignee, resolved (µs), previous, skills and tags
                                   (JSON lists), sla (ConversationSla JSON), last (the history
                                   member of its newest message, for ItemChange.create_item_id),
                                   awaiting ("1" / "0": ConversationSla.awaiting_response of the
-                                  sla last written; absent on older hashes, read as False)
+                                  sla last written; absent on older hashes, read as False).
+                                  A message routed nowhere (an auto-reply, a bounce) only
+                                  counts in count: it is not last and moves nothing else
     {P}:backlog:<queue>     zset  item id -> router.urgency.score(deadline, priority)
     {P}:queues              set   queues with items waiting or released (backlog_stats
                                   drops a queue once both are empty)
@@ -76,7 +80,7 @@ from redis.backoff import NoBackoff
 
 from router.backends import redis_codec as codec
 from router.backends.redis_errors import translated
-from router.errors import Conflict, InputError, NotFound
+from router.errors import BackendUnavailable, Conflict, InputError, NotFound
 from router.models import (
     BacklogStats,
     ClaimedItem,
@@ -89,6 +93,7 @@ from router.models import (
     MergeRecord,
     NormalizedMessage,
     RoutingContext,
+    StoredMessage,
     Timer,
 )
 from router.urgency import PRIORITY_SLOTS, deadline_of, score
@@ -99,6 +104,7 @@ _INGEST_CHUNK: Final = 200  # messages per EVALSHA: bounds how long one script h
 _REQUEUE_BATCH: Final = 500
 _SETTLE_BATCH: Final = 1000
 _MAX_READ: Final = 1000  # items per claim, messages per history page or claimed history
+_EDIT_ATTEMPTS: Final = 20  # compare-and-set rounds of one edit (each lost to another edit)
 
 
 # --- scripts -----------------------------------------------------------------------
@@ -129,6 +135,8 @@ class _Scripts:
         self.update = _Script("update")
         self.fire = _Script("fire")
         self.contexts = _Script("contexts")
+        self.thread = _Script("thread")
+        self.edit = _Script("edit")
 
     def all(self) -> list[_Script]:
         return list(vars(self).values())
@@ -243,6 +251,33 @@ class RedisStore:
             pipe.execute_command("EVALSHA", script.sha, 1, self._base, *chunk)
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
+
+    async def find_thread(self, source: str, external_ids: Sequence[str]) -> str | None:
+        if not external_ids:
+            return None
+        thread: bytes | None = await self._run(self._scripts.thread, source, *external_ids)
+        return thread.decode() if thread else None
+
+    async def edit_message(
+        self, source: str, external_id: str, *, text: str, edited_at: datetime
+    ) -> StoredMessage | None:
+        """Read, edit here, store if unchanged since the read (``edit.lua``): the stored
+        JSON is rewritten whole by the codec, never by the script."""
+        field = f"{source}\x00{external_id}"
+        old = new = b""
+        for _ in range(_EDIT_ATTEMPTS):
+            packed = await self._run(self._scripts.edit, field, old, new)
+            if not packed:
+                return None
+            owner, blob = codec.unpack(packed)
+            stored = blob.encode()
+            if stored != new:  # not ours (yet): edit what is there now
+                edited = codec.edited_blob(blob, text, edited_at)
+                if edited is not None:
+                    old, new = stored, edited
+                    continue
+            return codec.read_message(blob, owner)
+        raise BackendUnavailable(f"message {external_id!r} kept changing; try again")
 
     # --- customers --------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ from router.models import (
     IngestRequest,
     IngestResult,
     MergeRecord,
+    StoredMessage,
     Timer,
 )
 from router.urgency import deadline_of
@@ -52,6 +53,7 @@ from router.urgency import deadline_of
 from . import sqlite_read as read
 from . import sqlite_routing as routing
 from . import sqlite_timers as timers
+from .edits import apply_edit
 from .sqlite_ingest import ingest_one
 from .sqlite_merge import move, put_customer
 from .sqlite_schema import connect
@@ -89,6 +91,7 @@ REQUEUE_ALL = """UPDATE backlog SET released = 0, lease_until_ms = NULL
 _RESTORE_WAITING = """UPDATE conversations SET waiting_item = ?1 WHERE conversation_id = ?2
     AND (waiting_item IS NULL OR NOT EXISTS (SELECT 1 FROM backlog
         WHERE item_id = conversations.waiting_item AND released = 0))"""
+_EDIT = "UPDATE messages SET body = ? WHERE message_id = ?"
 _STATS = """SELECT queue, SUM(released = 0), MIN(CASE WHEN released = 0 THEN score END),
     SUM(released), SUM(released = 0 AND score <= ?) FROM backlog GROUP BY queue"""
 
@@ -160,6 +163,15 @@ class Database:
                 failed.append(f"#{index} ({type(exc).__name__})")
             db.execute("RELEASE message")
         return results, failed
+
+    def edit_message(
+        self, source: str, external_id: str, text: str, edited_at: datetime
+    ) -> StoredMessage | None:
+        with self.transaction():
+            message = read.message_by_external_id(self.db, source, external_id)
+            if message is not None and apply_edit(message, text, edited_at):
+                self.db.execute(_EDIT, (read.encode(message), message.message_id))
+        return message
 
     # --- customers --------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ Per new message: one lookup statement (the dedupe key and the owner of each
 identifier), the customer's row, the open conversation together with its waiting
 item, then three writes (backlog item, conversation, message) and a customer write
 only when the profile changed. Steps 3 and 5 (conversation and backlog item) are in
-``sqlite_thread``.
+``sqlite_thread``, and so is where a message routed nowhere goes (``record``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from router.models import (
 
 from .sqlite_merge import move, put_customer, suggestions
 from .sqlite_read import decode_conversation, encode, load_customer
-from .sqlite_thread import route, within_window
+from .sqlite_thread import record, route, within_window
 
 _DEDUPE = "SELECT (SELECT message_id FROM messages WHERE source = ? AND external_id = ?)"
 _OWNER = ", (SELECT customer_id FROM identities WHERE key = ?)"
@@ -52,23 +52,26 @@ def ingest_one(db: sqlite3.Connection, request: IngestRequest) -> IngestResult:
     _update_profile(db, request, customer, owners)
     if original is None or encode(customer) != original:
         put_customer(db, customer)
-    routed = route(db, request, customer.customer_id)
+    place = route if message.routed else record
+    routed = place(db, request, customer.customer_id)
     _put_message(db, request, customer.customer_id, routed.conversation.conversation_id)
     item = routed.item
+    where = routed.conversation if item is None else item  # no item: the conversation's routing
     return IngestResult(
         message_id=request.message_id,
         customer_id=customer.customer_id,
         conversation_id=routed.conversation.conversation_id,
-        queue=item.queue,
-        priority=item.priority,
-        deadline=item.deadline,
-        item_id=item.item_id,
+        queue=where.queue,
+        priority=where.priority,
+        deadline=where.deadline,
+        item_id=None if item is None else item.item_id,
         new_customer=original is None,
         merged=merged,
         conversation_created=routed.created,
         reopened=routed.reopened,
         previous_state=routed.previous_state,
         awaiting_response=routed.conversation.awaiting_response,
+        routed=message.routed,
     )
 
 
@@ -85,6 +88,7 @@ def _duplicate(db: sqlite3.Connection, request: IngestRequest) -> IngestResult:
         priority=conversation.priority,
         deadline=conversation.deadline,
         duplicate=True,
+        routed=message.routed,  # the repeat's kind: a provider re-delivers the same kind
     )
 
 
@@ -114,13 +118,13 @@ def _identify(
 
 def _thread_owner(db: sqlite3.Connection, request: IngestRequest) -> str | None:
     """The customer of the thread's open or pending conversation, or of its resolved one
-    while the message would reopen it."""
+    while the message would reopen it (a message routed nowhere: in any state)."""
     message = request.message
     row = db.execute(_THREAD_OWNER, (message.thread_key,)).fetchone()
     if row is None:
         return None
     customer_id, state, body = row
-    if state == "resolved":
+    if state == "resolved" and message.routed:
         resolved_at = decode_conversation(body).resolved_at
         if not within_window(resolved_at, message.received_at, request.reopen_window_s):
             return None
@@ -190,6 +194,7 @@ def _put_message(
         received_at=message.received_at,
         attachments=list(message.attachments),
         attributes=message.attributes,
+        kind=message.kind,
     )
     db.execute(
         _PUT_MESSAGE,

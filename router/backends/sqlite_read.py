@@ -46,6 +46,10 @@ _HISTORY_PAGE = """SELECT customer_id, body, sent_ms, message_id FROM messages
 _RECENT = """SELECT body FROM messages WHERE customer_id = ?
     ORDER BY sent_ms DESC, message_id DESC LIMIT ?"""
 _MERGES = "SELECT body FROM merges WHERE winner = ? OR loser = ? ORDER BY seq"
+_THREADS = """SELECT m.external_id, c.thread_key FROM messages m
+    JOIN conversations c ON c.conversation_id = m.conversation_id
+    WHERE m.source = ? AND m.external_id IN (SELECT value FROM json_each(?))"""
+_BY_EXTERNAL_ID = "SELECT customer_id, body FROM messages WHERE source = ? AND external_id = ?"
 _CLAIM_CONTEXT = """SELECT c.conversation_id, c.customer_id, c.body, b.item_id, u.body
     FROM conversations c JOIN customers u ON u.customer_id = c.customer_id
     LEFT JOIN backlog b ON b.item_id = c.waiting_item AND b.released = 0
@@ -88,6 +92,23 @@ def get_conversation(db: sqlite3.Connection, conversation_id: str) -> Conversati
 def get_message(db: sqlite3.Connection, message_id: str) -> StoredMessage:
     customer_id, body = db.execute(_MESSAGE, (message_id,)).fetchone()
     return _owned_message(customer_id, body)
+
+
+def find_thread(db: sqlite3.Connection, source: str, external_ids: Sequence[str]) -> str | None:
+    """The thread of the first of ``external_ids`` stored; a conversation's thread key is
+    its source (the messages' source), NUL, its thread ('' for none)."""
+    found = dict(db.execute(_THREADS, (source, encode(list(external_ids)))).fetchall())
+    for external_id in external_ids:
+        if external_id in found:
+            return str(found[external_id])[len(source) + 1 :] or None
+    return None
+
+
+def message_by_external_id(
+    db: sqlite3.Connection, source: str, external_id: str
+) -> StoredMessage | None:
+    row = db.execute(_BY_EXTERNAL_ID, (source, external_id)).fetchone()
+    return None if row is None else _owned_message(*row)
 
 
 def history_page(

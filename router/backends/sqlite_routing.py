@@ -39,7 +39,10 @@ _NEW_ITEM = """INSERT INTO backlog (item_id, queue, score, conversation_id, body
 _WITHDRAW = "DELETE FROM backlog WHERE item_id = ? AND released = 0"
 _DROP_OFFERS = "DELETE FROM offers WHERE item_id = ?"
 _OFFER = "INSERT OR IGNORE INTO offers (item_id, queue) VALUES (?, ?)"
+# The newest message an agent answers: not an auto-reply or a bounce (bodies stored
+# before messages had a kind are messages).
 _NEWEST_MESSAGE = """SELECT message_id FROM messages WHERE customer_id = ? AND conversation_id = ?
+    AND coalesce(json_extract(body, '$.kind'), 'message') = 'message'
     ORDER BY sent_ms DESC, message_id DESC LIMIT 1"""
 _SERVED_BY = """INSERT INTO served_by (customer_id, at_us, agent) VALUES (?, ?, ?)
     ON CONFLICT (customer_id) DO UPDATE SET at_us = excluded.at_us, agent = excluded.agent"""

@@ -38,7 +38,9 @@ cleared ``waiting_item`` on claim; 2 has the partial index; 3 adds ``offers``,
 ``timers`` and ``served_by`` (conversation bodies gained optional fields, which older
 bodies decode to their defaults: version 0, no sla, awaiting_response False). An older
 file is migrated in place when opened (its ``waiting_item`` values stay correct under
-the version-2 reading).
+the version-2 reading). Message bodies later gained ``kind``, ``edited_at`` and
+``revisions`` within version 3: an older body decodes to a message never edited, and
+queries read its kind as ``message``; an edit rewrites the body only.
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ from router.models import (
     MergeRecord,
     NormalizedMessage,
     RoutingContext,
+    StoredMessage,
     Timer,
 )
 from router.urgency import PRIORITY_SLOTS, score
@@ -93,6 +94,16 @@ class SqliteStore:
         if not requests:
             return []
         return await self._call(lambda db: db.ingest(requests))
+
+    async def find_thread(self, source: str, external_ids: Sequence[str]) -> str | None:
+        if not external_ids:
+            return None
+        return await self._call(lambda db: read.find_thread(db.db, source, external_ids))
+
+    async def edit_message(
+        self, source: str, external_id: str, *, text: str, edited_at: datetime
+    ) -> StoredMessage | None:
+        return await self._call(lambda db: db.edit_message(source, external_id, text, edited_at))
 
     async def get_customer(self, customer_id: str) -> Customer | None:
         return await self._call(lambda db: read.get_customer(db.db, customer_id))

@@ -4,6 +4,9 @@ thread key, reopened, or new) and the backlog item that carries it.
 A conversation on a thread key is looked up newest first, open or pending ones before
 resolved ones; a resolved one is reopened when the message arrives within the request's
 reopen window, else it is named as the new conversation's ``previous_conversation_id``.
+A message routed nowhere (``record``: an auto-reply, a bounce) joins the conversation
+that lookup finds whatever its state, as one more message and nothing else, or else
+creates one already resolved; it has no item.
 """
 
 from __future__ import annotations
@@ -30,18 +33,20 @@ _NEW_ITEM = """INSERT INTO backlog (item_id, queue, score, conversation_id, body
     VALUES (?, ?, ?, ?, ?)"""
 _UPDATE_ITEM = "UPDATE backlog SET body = ? WHERE item_id = ?"
 _RESCORE_ITEM = "UPDATE backlog SET score = ?, body = ? WHERE item_id = ?"
+_COUNT_MESSAGE = "UPDATE conversations SET body = ? WHERE conversation_id = ?"
 
 
 class Routed:
-    """Where the message went: its conversation, its item, and what happened
-    (``previous_state``: the conversation's state before the message, None if new)."""
+    """Where the message went: its conversation, its item (None: routed nowhere), and
+    what happened (``previous_state``: the conversation's state before the message, None
+    if new)."""
 
     __slots__ = ("conversation", "created", "item", "previous_state", "reopened")
 
     def __init__(
         self,
         conversation: Conversation,
-        item: BacklogItem,
+        item: BacklogItem | None,
         *,
         created: bool,
         reopened: bool,
@@ -101,6 +106,58 @@ def route(db: sqlite3.Connection, request: IngestRequest, customer_id: str) -> R
     return Routed(
         conversation, item, created=False, reopened=reopened, previous_state=previous_state
     )
+
+
+def record(db: sqlite3.Connection, request: IngestRequest, customer_id: str) -> Routed:
+    """Step 3 for a message routed nowhere: its conversation counts one more message and
+    changes nothing else (state, item, routing, ``updated_at``)."""
+    row = db.execute(_ON_THREAD, (customer_id, request.message.thread_key)).fetchone()
+    if row is None:
+        return _resolved_conversation(db, request, customer_id)
+    conversation = decode_conversation(row[0])
+    previous_state = conversation.state
+    conversation.customer_id = customer_id
+    conversation.message_count += 1
+    db.execute(_COUNT_MESSAGE, (encode(conversation), conversation.conversation_id))
+    return Routed(conversation, None, created=False, reopened=False, previous_state=previous_state)
+
+
+def _resolved_conversation(
+    db: sqlite3.Connection, request: IngestRequest, customer_id: str
+) -> Routed:
+    """A conversation for a message routed nowhere: resolved as it is created, with the
+    decision's routing and no item, sla or timers."""
+    message, decision = request.message, request.decision
+    conversation = Conversation(
+        conversation_id=request.new_conversation_id,
+        customer_id=customer_id,
+        channel=message.channel,
+        source=message.source,
+        thread=message.thread,
+        state="resolved",
+        queue=decision.queue,
+        priority=decision.priority,
+        deadline=decision.deadline,
+        message_count=1,
+        created_at=message.received_at,
+        updated_at=message.received_at,
+        version=1,
+        resolved_at=message.received_at,
+        skills=list(decision.skills),
+        tags=list(decision.tags),
+    )
+    db.execute(
+        _NEW_CONVERSATION,
+        (
+            conversation.conversation_id,
+            customer_id,
+            message.thread_key,
+            conversation.state,
+            None,
+            encode(conversation),
+        ),
+    )
+    return Routed(conversation, None, created=True, reopened=False)
 
 
 def _new_conversation(

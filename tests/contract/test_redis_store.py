@@ -149,6 +149,10 @@ async def exercise_every_operation(store: RedisStore) -> None:
     assert len((await store.history(other, limit=2)).messages) == 2
     assert len(await store.merges(live)) == 2
     assert await store.get_conversation(results[0].conversation_id) is not None
+    assert await store.find_thread("webchat", ["e9", "e4", "e1"]) == "t"
+    edited = await store.edit_message("webchat", "e2", text="edited", edited_at=T0)
+    assert edited is not None
+    assert edited.customer_id == live
     leased = await store.claim("default", 1, now=T0, lease_until=T0 + HOUR, history_limit=3)
     claimed = await store.claim("default", 10, now=T0, lease_until=None, history_limit=3)
     assert len(leased) + len(claimed) == 3
@@ -315,10 +319,13 @@ async def test_times_are_kept_to_the_microsecond_and_sorted_before_1970(
     assert page.messages[1].sent_at == before_epoch
 
 
+@pytest.mark.parametrize("edited", [False, True])
 async def test_a_stored_message_is_one_complete_stored_message_json(
-    redis_store: RedisStore, redis_prefix: str, admin: aioredis.Redis
+    redis_store: RedisStore, redis_prefix: str, admin: aioredis.Redis, edited: bool
 ) -> None:
     [result] = await redis_store.ingest([request("e1", email(1))])
+    if edited:
+        await redis_store.edit_message("webchat", "e1", text="edited", edited_at=T0 + HOUR)
 
     blob = await admin.get(f"{{{redis_prefix}}}:msg:{result.message_id}")
 
@@ -329,6 +336,7 @@ async def test_a_stored_message_is_one_complete_stored_message_json(
         result.conversation_id,
         result.customer_id,
     )
+    assert (stored["text"], len(stored["revisions"])) == (("edited", 1) if edited else ("hello", 0))
 
 
 async def test_two_processes_never_fire_the_same_timer(redis_url: str, redis_prefix: str) -> None:

@@ -13,7 +13,7 @@ import pytest
 from router.backends.sqlite_schema import SCHEMA_VERSION
 from router.backends.sqlite_store import SqliteStore
 from router.errors import InvalidMessage
-from router.models import ConversationUpdate, NormalizedMessage, Timer
+from router.models import ConversationUpdate, ItemChange, NormalizedMessage, Revision, Timer
 
 from .test_store import HOUR, MARIA_EMAIL, T0, claim, depth, ingest_one, request, verified
 
@@ -78,12 +78,17 @@ _V2_FILE = (
 )
 
 
-async def test_a_version_2_file_is_migrated_and_its_records_read(tmp_path: Path) -> None:
+def _v2_file(tmp_path: Path) -> Path:
     path = tmp_path / "v2.sqlite3"
     with sqlite3.connect(path) as old:
         for statement in _V2_FILE:
             old.execute(statement)
     old.close()
+    return path
+
+
+async def test_a_version_2_file_is_migrated_and_its_records_read(tmp_path: Path) -> None:
+    path = _v2_file(tmp_path)
 
     store = SqliteStore(path)
     await store.open()
@@ -119,6 +124,34 @@ async def test_a_version_2_file_is_migrated_and_its_records_read(tmp_path: Path)
     reopened.close()
     assert version == SCHEMA_VERSION == 3
     assert {"offers", "timers", "served_by", "timers_due", "offers_queue"} <= tables
+
+
+async def test_a_message_body_from_before_kinds_and_edits_is_a_message(tmp_path: Path) -> None:
+    store = SqliteStore(_v2_file(tmp_path))
+    await store.open()
+    try:
+        [claimed] = await store.claim("default", 1, now=T0, lease_until=None, history_limit=1)
+        old = claimed.message
+        assert (old.message_id, old.kind, old.edited_at, old.revisions) == (
+            "msg_old",
+            "message",
+            None,
+            [],
+        )
+        again = ItemChange(create_item_id="itm_again")
+        await store.update_conversation(
+            "cnv_old", ConversationUpdate(expected_version=0, item=again)
+        )
+        [item] = await claim(store)
+        edited = await store.edit_message("webchat", "e0", text="hi", edited_at=T0 + HOUR)
+    finally:
+        await store.close()
+    assert item == "itm_again"  # it carries the old message: its kind reads as "message"
+    assert edited is not None
+    assert (edited.text, edited.revisions) == (
+        "hi",
+        [Revision(text="hello", replaced_at=T0 + HOUR)],
+    )
 
 
 def joined_message() -> NormalizedMessage:

@@ -1,16 +1,18 @@
--- ingest: store messages in order, each as Store.ingest steps 1-5 (the script as a whole
--- is atomic, so each message is). Each ARGV is one message: a msgpack array built by
--- RedisStore._ingest_arg (field order in load below). Returns msgpack, per message,
+-- ingest: store messages in order, each as Store.ingest steps 1-5, or as a message routed
+-- nowhere (an auto-reply, a bounce: steps 1, 2 and 4, see record below); the script as a
+-- whole is atomic, so each message is. Each ARGV is one message: a msgpack array built
+-- by redis_codec.ingest_arg (field order in load below). Returns msgpack, per message,
 -- {duplicate, message_id, customer_id, conversation_id, queue, priority, deadline_us,
--- item_id, new_customer, {merged customer ids}, conversation_created, reopened,
--- previous state ('' when created), awaiting (the conversation's hint, 1 or 0)}.
+-- item_id ('' for none), new_customer, {merged customer ids}, conversation_created,
+-- reopened, previous state ('' when created), awaiting (the conversation's hint, 1 or 0),
+-- routed (1 or 0; a duplicate answers for the message as sent again)}.
 local DEDUPE, THREAD = B .. 'dedupe', B .. 'thread'
 local dedupe_field, mid, new_cust, new_conv, new_item
 local tkey, thread, sender, received, at_json
 local hist_member, channel, source
 local queue, prio, deadline, score
 local reasons, body, verified, unverified, attrs
-local window, skills, tags, sla, timers, awaiting
+local window, skills, tags, sla, timers, awaiting, routed
 
 local function load(a)
   dedupe_field, mid, new_cust, new_conv, new_item = a[1], a[2], a[3], a[4], a[5]
@@ -19,14 +21,15 @@ local function load(a)
   queue, prio, deadline, score = a[14], a[15], a[16], a[17]
   reasons, body, verified, unverified, attrs = a[18], a[19], a[20], a[21], a[22]
   window, skills, tags, sla, timers = tonumber(a[23]), a[24], a[25], a[26], a[27]
-  awaiting = a[28]
+  awaiting, routed = a[28], a[29] == '1'
 end
 
 local function duplicate(seen)
   local sep = string.find(seen, '\0', 1, true)
   local first_mid, conv = string.sub(seen, 1, sep - 1), string.sub(seen, sep + 1)
   local f = call('HMGET', k('conv', conv), 'customer', 'queue', 'priority', 'deadline')
-  return {1, first_mid, resolve(f[1]), conv, f[2], f[3], f[4], '', 0, {}, 0, 0, '', 0}
+  return {1, first_mid, resolve(f[1]), conv, f[2], f[3], f[4], '', 0, {}, 0, 0, '', 0,
+    routed and 1 or 0}
 end
 
 -- Lua's < on strings follows the server's locale (strcoll); ids compare by bytes, as
@@ -87,13 +90,16 @@ local function within_window(state, resolved)
 end
 
 -- The customer of the conversation on the thread key, when it is open or pending or
--- this message reopens it.
+-- this message reopens it; for a message routed nowhere, in any state.
 local function thread_customer()
   if thread == '' then return nil end
   local conv = call('HGET', THREAD, tkey)
   if not conv then return nil end
   local f = call('HMGET', k('conv', conv), 'state', 'customer', 'resolved')
-  if f[1] == 'open' or f[1] == 'pending' or within_window(f[1], f[3]) then return f[2] end
+  if not f[2] then return nil end
+  if not routed or f[1] == 'open' or f[1] == 'pending' or within_window(f[1], f[3]) then
+    return f[2]
+  end
   return nil
 end
 
@@ -139,12 +145,12 @@ end
 
 -- The customer's newest conversation on this thread key (a resolved one keeps its
 -- entry) and its fields {state, waiting item, updated, count, resolved, last message,
--- awaiting}.
+-- awaiting, queue, priority, deadline}.
 local function thread_conversation(cust)
   local conv = call('HGET', k('open', cust), tkey)
   if not conv then return nil, nil end
   local f = call('HMGET', k('conv', conv), 'state', 'item', 'updated', 'count', 'resolved',
-    'last', 'awaiting')
+    'last', 'awaiting', 'queue', 'priority', 'deadline')
   if not f[1] then return nil, nil end
   return conv, f
 end
@@ -258,6 +264,40 @@ local function route(cust)
   return conv, new_item, new_item_for(conv, in_queue), 0, reopened, before
 end
 
+-- A message routed nowhere with no conversation on its thread key: a new one, resolved
+-- as it is created, with the decision's routing and no item, sla, timers or newest
+-- message ('last': a later create_item_id finds none to carry). It becomes the thread's
+-- conversation unless an open or pending one is there.
+local function resolved_conversation(cust)
+  local fields = {'customer', cust, 'channel', channel, 'source', source, 'state', 'resolved',
+    'queue', queue, 'priority', prio, 'deadline', deadline, 'count', 1,
+    'created', received, 'updated', received, 'resolved', received, 'version', 1,
+    'skills', skills, 'tags', tags, 'awaiting', '0'}
+  if thread ~= '' then
+    fields[#fields + 1] = 'thread'
+    fields[#fields + 1] = thread
+    local current = call('HGET', THREAD, tkey)
+    if not current or not is_live(current) then call('HSET', THREAD, tkey, new_conv) end
+  end
+  call('HSET', k('conv', new_conv), unpack(fields))
+  call('HSET', k('open', cust), tkey, new_conv)
+  call('SADD', k('convs', cust), new_conv)
+  return new_conv
+end
+
+-- Step 3 for a message routed nowhere: it joins the customer's newest conversation on
+-- the thread key, whatever its state, as one more message and nothing else (no state,
+-- item, routing or newest-message change); with none, a resolved one. Returns what
+-- route returns, with no item.
+local function record(cust)
+  local conv, f = thread_conversation(cust)
+  if not conv then
+    return resolved_conversation(cust), '', {queue, prio, deadline}, 1, 0, {'', 0}
+  end
+  call('HINCRBY', k('conv', conv), 'count', 1)
+  return conv, '', {f[8], f[9], f[10]}, 0, 0, {f[1], f[7] == '1' and 1 or 0}
+end
+
 -- Step 4 and the dedupe key: the stored JSON is the body with both ids put in front.
 local function store_message(cust, conv)
   call('ZADD', k('hist', cust), 0, hist_member)
@@ -274,10 +314,11 @@ local function ingest_one()
   if is_new then cust = new_cust end
   update_profile(cust, is_new)
   claim_identities(cust, current, is_new)
-  local conv, item, routed, created, reopened, before = route(cust)
+  local place = routed and route or record
+  local conv, item, where, created, reopened, before = place(cust)
   store_message(cust, conv)
-  return {0, mid, cust, conv, routed[1], routed[2], routed[3], item, is_new and 1 or 0, merged,
-    created, reopened, before[1], before[2]}
+  return {0, mid, cust, conv, where[1], where[2], where[3], item, is_new and 1 or 0, merged,
+    created, reopened, before[1], before[2], routed and 1 or 0}
 end
 
 local out = {}
