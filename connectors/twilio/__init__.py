@@ -1,0 +1,5 @@
+"""Twilio Programmable Messaging: inbound SMS, MMS and WhatsApp through Twilio."""
+
+from connectors.twilio.connector import TwilioConnector
+
+__all__ = ["TwilioConnector"]

@@ -1,0 +1,34 @@
+"""``[connectors.twilio]`` (or ``OMNIROUTE_CONNECTORS_TWILIO_<KEY>``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+from router.settings import Secret
+
+
+def _webhook_url(value: Any) -> str | None:
+    if not value or urlsplit(value).scheme in ("http", "https"):
+        return None
+    return "must be the full URL configured in Twilio, starting with https://"
+
+
+def _not_negative(value: Any) -> str | None:
+    return None if value >= 0 else "must be 0 (http.max_body_bytes) or more"
+
+
+@dataclass(frozen=True)
+class TwilioSettings:
+    auth_token: Secret
+    """The account's (primary) Auth Token: the key of ``X-Twilio-Signature``."""
+    webhook_url: str = ""
+    """The exact URL configured in the Twilio console, query string included: Twilio
+    signs it. Empty: ``http.public_url`` + the request's path and query."""
+    max_body_bytes: int = 0
+    """0: ``http.max_body_bytes``."""
+
+    # Not annotated: ``router.settings.build_table`` reads every annotation as a key.
+    checks = MappingProxyType({"webhook_url": _webhook_url, "max_body_bytes": _not_negative})
