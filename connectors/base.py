@@ -71,8 +71,9 @@ class WebhookRequest:
 
     method: str
     url: str
-    """The URL the provider called: the connector's ``public_url`` setting when set,
-    else ``http.public_url`` + path + query, else what the daemon saw."""
+    """The URL the provider called: ``http.public_url`` + path + query when set, else
+    what the daemon saw (a connector may prefer its own setting, as Twilio's
+    ``webhook_url``)."""
     headers: Mapping[str, str]
     """Case-insensitive (aiohttp's ``CIMultiDictProxy``, or a dict with lower-case keys)."""
     body: bytes

@@ -366,7 +366,8 @@ def build_table(
     """An instance of the dataclass ``cls`` from ``[section]`` and
     ``OMNIROUTE_<SECTION>_<KEY>`` (a dotted section ``a.b`` reads ``OMNIROUTE_A_B_<KEY>``);
     every problem is appended to ``problems`` (None is returned when there is one)."""
-    hints = get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}  # not ClassVars such as ``checks``
+    hints = {k: v for k, v in get_type_hints(cls).items() if k in fields}
     for key in table:
         if key not in hints:
             problems.append(f"{section}.{key}: unknown key (known: {', '.join(hints)})")

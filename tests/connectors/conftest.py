@@ -28,6 +28,16 @@ from tests.http.conftest import (  # noqa: F401 — fixtures shared with the HTT
 
 HERE = Path(__file__).parent
 
+__all__ = [
+    "AUTH",
+    "Client",
+    "customer_of",
+    "fixture_bytes",
+    "fixture_json",
+    "history",
+    "post_webhook",
+]
+
 
 @pytest.fixture
 def backend() -> str:
