@@ -23,6 +23,7 @@ import msgspec
 from aiohttp import web
 from yarl import URL
 
+from connectors.webchat.hub import ChatReply
 from router import __version__
 from router.http.keys import SETTINGS
 from router.http.queues import MAX_CAPACITY
@@ -43,7 +44,15 @@ equal)."""
 _REF: Final = "#/components/schemas/{name}"
 _AMQP_BINDING: Final = "0.2.0"
 _WS_BINDING: Final = "0.1.0"
-_STRUCTS: Final = (WorkItem, InboundMessage, EventPayload, MergeRecord, PresenceIn, DeliveryReport)
+_STRUCTS: Final = (
+    WorkItem,
+    InboundMessage,
+    EventPayload,
+    MergeRecord,
+    PresenceIn,
+    DeliveryReport,
+    ChatReply,
+)
 
 _ACK_DOC: Final = (
     "Consume with manual acknowledgement. Your prefetch is your capacity: at most that "
@@ -256,6 +265,7 @@ _EVENT_MESSAGES: Final = (
     "ConversationOverflowed",
     "CustomerMerged",
     "MessageDelivery",
+    "ChatReply",
 )
 
 
@@ -463,6 +473,7 @@ def _routing_keys(message: str) -> list[str]:
         "ConversationOverflowed": ["conversation.overflowed"],
         "CustomerMerged": ["customer.merged"],
         "MessageDelivery": ["message.delivery"],
+        "ChatReply": ["chat.reply"],
     }[message]
 
 
@@ -539,6 +550,13 @@ def _amqp_messages() -> dict[str, Any]:
             "DeliveryReport",
             "A provider reported on a message it carried (WhatsApp statuses, Twilio "
             "status callbacks): `status` sent, delivered, read, failed ...; once per status.",
+        ),
+        "ChatReply": _event(
+            "ChatReply",
+            "Web chat reply",
+            "ChatReply",
+            "An agent answered a web chat visitor (POST /v1/conversations/{id}/replies): "
+            "every router process forwards it to the visitor's open sockets.",
         ),
         "DeadLetter": {
             "name": "DeadLetter",

@@ -34,6 +34,14 @@ def connector(request: web.Request, name: str | None = None) -> Connector:
     return found
 
 
+def webhook_connector(request: web.Request) -> Connector:
+    """The configured connector the path names, if it takes webhooks (404 otherwise)."""
+    found = connector(request)
+    if not found.manifest.webhook:
+        raise NotFound(f"connector {found.manifest.name!r} has no webhook")
+    return found
+
+
 def body_limit(request: web.Request, name: str) -> int:
     """The connector's ``max_body_bytes`` setting when it has one, else ``http``'s."""
     conf = request.app[SETTINGS].connectors.get(name)
@@ -60,7 +68,7 @@ def reply_response(reply: Reply) -> web.Response:
 
 @routes.get(WEBHOOK)
 async def handshake(request: web.Request) -> web.Response:
-    found = connector(request)
+    found = webhook_connector(request)
     reply = found.handshake(webhook_request(request, b""))
     log.info("webhook.handshake", connector=found.manifest.name)
     return reply_response(reply)
@@ -68,7 +76,7 @@ async def handshake(request: web.Request) -> web.Response:
 
 @routes.post(WEBHOOK)
 async def webhook(request: web.Request) -> web.Response:
-    found = connector(request)
+    found = webhook_connector(request)
     name = found.manifest.name
     body = await read_body(request, body_limit(request, name))
     incoming = webhook_request(request, body)

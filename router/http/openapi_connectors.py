@@ -89,6 +89,45 @@ def paths() -> dict[str, Any]:
                 | _errors(401, 404, 413, 503),
             }
         },
+        "/v1/chat/sessions": {
+            "post": {
+                "summary": "Start or resume a web chat visitor session (public)",
+                "description": "Body optional: {name, email, visitor_token}. A visitor_token "
+                "resumes the same visitor (and so the same conversation). The answer: "
+                "visitor_id, token (signed, expiring), expires_at, ws_url. The Origin must "
+                "be one of the webchat connector's allowed_origins when configured.",
+                "security": _PUBLIC,
+                "responses": {"200": {"description": "the session"}} | _errors(400, 401, 403, 404),
+            }
+        },
+        "/v1/chat/ws": {
+            "get": {
+                "summary": "The visitor's WebSocket (?token=): messages in, agent replies out",
+                "description": 'Frames in: {"type": "message", "id", "text", "attachments"?}, '
+                '{"type": "identify", "name", "email"} (the email is an unverified '
+                'identity). Frames out: {"type": "ack", "id", "message_id", '
+                '"conversation_id"} once stored, {"type": "reply", "text", "agent_id", '
+                '"at", "conversation_id"}, {"type": "error", "code", "message"}. An invalid '
+                "or expired token closes the socket with code 4401.",
+                "security": _PUBLIC,
+                "parameters": [
+                    {"name": "token", "in": "query", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {"101": {"description": "switching protocols"}} | _errors(404),
+            }
+        },
+        "/v1/conversations/{id}/replies": {
+            "post": {
+                "summary": "An agent's reply: delivered to a web chat visitor, clocks moved",
+                "description": "Body {agent_id, text}. Delivered to the visitor's open sockets "
+                "on every router process (chat.reply on omniroute.events) and applied as a "
+                "replied event. Outbound through the other channels is not supported yet: "
+                "409 outbound_unsupported names the channel.",
+                "parameters": [_path("id")],
+                "responses": {"200": {"description": "{reply, conversation}"}}
+                | _errors(400, 401, 403, 404, 409),
+            }
+        },
         "/v1/quarantine": {
             "get": {
                 "summary": "Inbound messages no parser could read, newest first",

@@ -203,6 +203,7 @@ async def test_names_follow_the_configured_prefix(app_client: Client, settings: 
         "conversation.overflowed",
         "customer.merged",
         "message.delivery",
+        "chat.reply",
         *conversation_keys,
     }
     assert channels[f"{p}.inbound"]["publish"]["message"] == {
