@@ -1,0 +1,5 @@
+"""Slack Events API: messages a Slack app sees in its DMs and channels."""
+
+from connectors.slack.connector import SlackConnector
+
+__all__ = ["SlackConnector"]
