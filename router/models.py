@@ -271,6 +271,10 @@ class Conversation(msgspec.Struct, kw_only=True):
     that ``Store.ingest`` can report it without the caller reading the conversation.
     False when there is no SLA, and for conversations stored before the hint existed
     (then the caller reads the conversation, as it must anyway)."""
+    recorded_only: bool = False
+    """True while every message of the conversation was recorded, not routed: created by
+    an auto-reply or bounce. The first routed message on its thread key adopts it
+    (``Store.ingest``), and from then on it is an ordinary conversation."""
 
 
 # --- routing --------------------------------------------------------------------------

@@ -77,6 +77,19 @@ class Store(Protocol):
            on an existing conversation sets it ``open`` and increments
            ``message_count``; its queue, priority and deadline change only when the
            conversation had no item waiting; its ``version`` does not change.
+           Except: a conversation on the thread key that only recorded messages created
+           (``recorded_only``, see below), *in any state*, is *adopted*: it becomes what
+           a new conversation would be, keeping its id, channel, ``created_at``,
+           ``previous_conversation_id`` and earlier messages: state ``open``,
+           ``resolved_at`` and ``assignee`` cleared, ``updated_at`` moved on as for any
+           new message, the decision's queue, priority, deadline, skills, tags and
+           ``sla``, the decision's ``timers`` armed under *its* id
+           (``Timer.conversation_id``; the decision computed them for
+           ``new_conversation_id``), ``message_count`` incremented, ``version``
+           incremented (as a new conversation's first write does: a caller holding the
+           recorded-only version gets ``Conflict``), ``recorded_only`` False, and a new
+           item (step 5, ``new_item_id``). Its result has ``conversation_created=True``,
+           ``reopened=False`` and ``previous_state=None``, as for a new conversation.
         4. History: the message joins the customer's history (ordered by ``sent_at``).
         5. Backlog: when the conversation already has an item waiting in the backlog
            the item now carries this message (same ``item_id``; its deadline, priority
@@ -89,11 +102,14 @@ class Store(Protocol):
         that without verified identities its customer is the one of the conversation on
         its thread key *in any state*; it joins the customer's newest conversation on
         its thread key whatever its state, changing nothing of it but ``message_count``
-        (no state change, no reopen, no backlog item, no timers); with none, a new
-        conversation (``new_conversation_id``) is created already ``resolved``
-        (``resolved_at`` = ``received_at``) with the decision's queue, priority and
-        deadline, no ``sla`` and no timers. Its result has ``routed=False`` and
-        ``item_id=None``.
+        (no state change, no reopen, no backlog item, no timers, ``recorded_only`` as it
+        was); with none, a new conversation (``new_conversation_id``) is created already
+        ``resolved`` (``resolved_at`` = ``received_at``) with the decision's queue,
+        priority, deadline, skills and tags, no ``sla``, no timers and
+        ``recorded_only=True``. Its result has ``routed=False`` and ``item_id=None``.
+        A routed message without verified identities finds the customer of a
+        ``recorded_only`` conversation on its thread key in any state (step 2), so it
+        adopts it (step 3) however long ago it was resolved.
         """
         ...
 

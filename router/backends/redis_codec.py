@@ -356,7 +356,7 @@ def read_conversation(view: list[Any]) -> Conversation:
     msgpack false."""
     conv, cust, channel, source, thread, state, queue, priority, deadline = view[:9]
     count, created, updated, item, version, assignee, resolved, previous = view[9:17]
-    skills, tags, sla, awaiting = view[17:21]
+    skills, tags, sla, awaiting, recorded = view[17:22]
     return Conversation(
         conversation_id=conv,
         customer_id=cust,
@@ -379,6 +379,7 @@ def read_conversation(view: list[Any]) -> Conversation:
         tags=_strings_decoder.decode(tags) if tags else [],
         sla=_sla_decoder.decode(sla) if sla else None,
         awaiting_response=awaiting == "1",
+        recorded_only=recorded == "1",
     )
 
 

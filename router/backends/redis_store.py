@@ -51,7 +51,9 @@ and must not contain NUL::
                                   awaiting ("1" / "0": ConversationSla.awaiting_response of the
                                   sla last written; absent on older hashes, read as False).
                                   A message routed nowhere (an auto-reply, a bounce) only
-                                  counts in count: it is not last and moves nothing else
+                                  counts in count: it is not last and moves nothing else;
+                                  recorded ("1", else absent: Conversation.recorded_only)
+                                  on one it created, until a routed message adopts it
     {P}:backlog:<queue>     zset  item id -> router.urgency.score(deadline, priority)
     {P}:queues              set   queues with items waiting or released (backlog_stats
                                   drops a queue once both are empty)

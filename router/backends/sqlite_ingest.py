@@ -31,7 +31,8 @@ _DUPLICATE = """SELECT m.message_id, m.customer_id, c.conversation_id, c.body
     FROM messages m JOIN conversations c ON c.conversation_id = m.conversation_id
     WHERE m.source = ? AND m.external_id = ?"""
 _OWN_IDENTITY = "INSERT OR REPLACE INTO identities (key, customer_id) VALUES (?, ?)"
-# Open or pending first, else the newest resolved one (reopened within the window).
+# Open or pending first, else the newest resolved one (reopened within the window, or
+# adopted when only recorded messages made it).
 _THREAD_OWNER = """SELECT customer_id, state, body FROM conversations WHERE thread_key = ?
     ORDER BY state = 'resolved', rowid DESC LIMIT 1"""
 _PUT_MESSAGE = """INSERT INTO messages
@@ -118,15 +119,19 @@ def _identify(
 
 def _thread_owner(db: sqlite3.Connection, request: IngestRequest) -> str | None:
     """The customer of the thread's open or pending conversation, or of its resolved one
-    while the message would reopen it (a message routed nowhere: in any state)."""
+    while the message would reopen it or adopt it (``recorded_only``); a message routed
+    nowhere: in any state."""
     message = request.message
     row = db.execute(_THREAD_OWNER, (message.thread_key,)).fetchone()
     if row is None:
         return None
     customer_id, state, body = row
     if state == "resolved" and message.routed:
-        resolved_at = decode_conversation(body).resolved_at
-        if not within_window(resolved_at, message.received_at, request.reopen_window_s):
+        conversation = decode_conversation(body)
+        reopens = within_window(
+            conversation.resolved_at, message.received_at, request.reopen_window_s
+        )
+        if not (reopens or conversation.recorded_only):
             return None
     return str(customer_id)
 

@@ -40,7 +40,8 @@ bodies decode to their defaults: version 0, no sla, awaiting_response False). An
 file is migrated in place when opened (its ``waiting_item`` values stay correct under
 the version-2 reading). Message bodies later gained ``kind``, ``edited_at`` and
 ``revisions`` within version 3: an older body decodes to a message never edited, and
-queries read its kind as ``message``; an edit rewrites the body only.
+queries read its kind as ``message``; an edit rewrites the body only. Conversation
+bodies gained ``recorded_only`` the same way (an older body: False).
 """
 
 from __future__ import annotations

@@ -6,15 +6,20 @@ resolved ones; a resolved one is reopened when the message arrives within the re
 reopen window, else it is named as the new conversation's ``previous_conversation_id``.
 A message routed nowhere (``record``: an auto-reply, a bounce) joins the conversation
 that lookup finds whatever its state, as one more message and nothing else, or else
-creates one already resolved; it has no item.
+creates one already resolved and ``recorded_only``; it has no item. A routed message
+that finds a ``recorded_only`` conversation adopts it (``_adopt``): whatever its state,
+it becomes what a new conversation would be, under its own id.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from router.models import BacklogItem, Conversation, ConversationState, IngestRequest
+import msgspec
+
+from router.models import BacklogItem, Conversation, ConversationState, IngestRequest, Timer
 from router.urgency import PRIORITY_SLOTS, of_decision
 
 from .sqlite_read import decode_conversation, decode_item, encode
@@ -73,6 +78,8 @@ def route(db: sqlite3.Connection, request: IngestRequest, customer_id: str) -> R
         return _new_conversation(db, request, customer_id, previous=None)
     body, old_score, queue, waiting = row
     conversation = decode_conversation(body)
+    if conversation.recorded_only:
+        return _adopt(db, request, customer_id, conversation)
     previous_state = conversation.state
     reopened = False
     if conversation.state == "resolved":
@@ -145,6 +152,7 @@ def _resolved_conversation(
         resolved_at=message.received_at,
         skills=list(decision.skills),
         tags=list(decision.tags),
+        recorded_only=True,
     )
     db.execute(
         _NEW_CONVERSATION,
@@ -163,9 +171,63 @@ def _resolved_conversation(
 def _new_conversation(
     db: sqlite3.Connection, request: IngestRequest, customer_id: str, previous: str | None
 ) -> Routed:
+    conversation = _opened(request, customer_id, request.new_conversation_id, previous)
+    item = _new_item(db, request, conversation.conversation_id, request.decision.queue)
+    db.execute(
+        _NEW_CONVERSATION,
+        (
+            conversation.conversation_id,
+            customer_id,
+            request.message.thread_key,
+            conversation.state,
+            item.item_id,
+            encode(conversation),
+        ),
+    )
+    arm(db, request.decision.timers)
+    return Routed(conversation, item, created=True, reopened=False)
+
+
+def _adopt(
+    db: sqlite3.Connection, request: IngestRequest, customer_id: str, recorded: Conversation
+) -> Routed:
+    """The first routed message on a conversation only recorded messages made: it becomes
+    what a new conversation would be, keeping its id, channel, creation, link to a
+    previous conversation and earlier messages; its version moves on."""
+    opened = _opened(
+        request, customer_id, recorded.conversation_id, recorded.previous_conversation_id
+    )
+    conversation = msgspec.structs.replace(
+        opened,
+        channel=recorded.channel,
+        message_count=recorded.message_count + 1,
+        created_at=recorded.created_at,
+        updated_at=max(recorded.updated_at, opened.updated_at),
+        version=recorded.version + 1,
+    )
+    item = _new_item(db, request, conversation.conversation_id, request.decision.queue)
+    db.execute(
+        _UPDATE_CONVERSATION,
+        (conversation.state, item.item_id, encode(conversation), conversation.conversation_id),
+    )
+    arm(db, _rekeyed(request.decision.timers, conversation.conversation_id))
+    return Routed(conversation, item, created=True, reopened=False)
+
+
+def _rekeyed(timers: Sequence[Timer], conversation_id: str) -> list[Timer]:
+    """The decision's timers (computed for the request's ``new_conversation_id``) for
+    the conversation that actually opened."""
+    return [msgspec.structs.replace(t, conversation_id=conversation_id) for t in timers]
+
+
+def _opened(
+    request: IngestRequest, customer_id: str, conversation_id: str, previous: str | None
+) -> Conversation:
+    """The conversation a routed message opens: open, with the decision's routing, sla
+    and skills, waiting on the request's new item."""
     message, decision = request.message, request.decision
-    conversation = Conversation(
-        conversation_id=request.new_conversation_id,
+    return Conversation(
+        conversation_id=conversation_id,
         customer_id=customer_id,
         channel=message.channel,
         source=message.source,
@@ -184,20 +246,6 @@ def _new_conversation(
         sla=decision.sla,
         awaiting_response=decision.sla is not None and decision.sla.awaiting_response,
     )
-    item = _new_item(db, request, conversation.conversation_id, decision.queue)
-    db.execute(
-        _NEW_CONVERSATION,
-        (
-            conversation.conversation_id,
-            customer_id,
-            message.thread_key,
-            conversation.state,
-            item.item_id,
-            encode(conversation),
-        ),
-    )
-    arm(db, decision.timers)
-    return Routed(conversation, item, created=True, reopened=False)
 
 
 def _new_item(

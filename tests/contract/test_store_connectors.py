@@ -13,6 +13,11 @@ Readings of the protocol this suite pins down (both backends agree):
   ``received_at``.
 - A repeat of a message routed nowhere is a duplicate reporting ``routed=False``, as the
   repeat's own kind says.
+- A conversation a message routed nowhere created is ``recorded_only``. The first routed
+  message on its thread key adopts it, within the reopen window or long after, whatever
+  its state: it keeps its id, ``created_at`` and earlier messages, takes everything else
+  a new conversation would have (the decision's timers are armed under its id), and its
+  ``version`` moves on by one from wherever it was.
 - ``find_thread``: the first of the ids in the given order that is stored decides, even
   when its conversation has no thread (then None); ids of another source never match.
 - ``edit_message`` returns the message with its live customer, like ``history``; edits
@@ -22,11 +27,13 @@ Readings of the protocol this suite pins down (both backends agree):
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
+import pytest
 
-from router.models import IngestRequest, ItemChange, MessageKind, Revision
+from router.errors import Conflict
+from router.models import ConversationUpdate, IngestRequest, ItemChange, MessageKind, Revision
 from router.ports import Store
 
 from .test_store import (
@@ -45,6 +52,7 @@ from .test_store_routing import SLA, routed, update
 
 MARIA = verified("email", MARIA_EMAIL)
 DAY = 24 * HOUR
+SECOND = timedelta(seconds=1)
 
 
 def noise(req: IngestRequest, kind: MessageKind = "auto_reply") -> IngestRequest:
@@ -165,6 +173,7 @@ async def test_auto_reply_without_a_conversation_creates_a_resolved_one(store: S
     )
     assert (conversation.sla, conversation.skills, conversation.tags) == (None, ["es"], ["ooo"])
     assert (conversation.version, conversation.message_count, conversation.thread) == (1, 1, "t")
+    assert conversation.recorded_only
     assert await store.backlog_stats() == {}
     assert await store.next_timer() is None
     assert await store.find_customer(f"email:{MARIA_EMAIL}") == result.customer_id
@@ -223,44 +232,132 @@ async def test_bounce_with_an_unknown_thread_makes_its_own_customer(store: Store
     assert result.conversation_created
 
 
-async def test_routed_message_reopens_a_conversation_an_auto_reply_created(store: Store) -> None:
+async def test_routed_message_adopts_the_conversation_an_auto_reply_created(
+    store: Store,
+) -> None:
     first = await ingest_one(store, noise(request("e1", MARIA, thread="t", queue="sales")))
+    second = request(
+        "e2", MARIA, thread="t", sent_at=T0 + MINUTE, queue="vip", priority=1, deadline=T0 + HOUR
+    )
     req = routed(
-        request("e2", MARIA, thread="t", sent_at=T0 + MINUTE, queue="vip", priority=1),
+        second,
+        sla=SLA,
+        skills=["es"],
+        tags=["vip"],
+        timers=[
+            ("warning", "first_response", T0 + 45 * MINUTE),
+            ("overflow", second.new_item_id, T0 + HOUR),
+        ],
         reopen_window_s=3600,
     )
 
     result = await ingest_one(store, req)
 
-    assert (result.conversation_id, result.routed, result.reopened) == (
+    assert (result.conversation_id, result.customer_id) == (
         first.conversation_id,
-        True,
-        True,
+        first.customer_id,
     )
-    assert (result.previous_state, result.item_id) == ("resolved", req.new_item_id)
+    assert (result.routed, result.conversation_created, result.reopened) == (True, True, False)
+    assert (result.previous_state, result.item_id, result.new_customer) == (
+        None,
+        req.new_item_id,
+        False,
+    )
+    assert (result.queue, result.priority, result.deadline) == ("vip", 1, T0 + HOUR)
+    assert result.awaiting_response
     conversation = await store.get_conversation(first.conversation_id)
     assert conversation is not None
-    assert (conversation.state, conversation.resolved_at, conversation.sla) == ("open", None, None)
-    assert (conversation.queue, conversation.item_id, conversation.message_count) == (
-        "sales",
+    assert (conversation.state, conversation.resolved_at, conversation.recorded_only) == (
+        "open",
+        None,
+        False,
+    )
+    assert (conversation.queue, conversation.priority, conversation.deadline) == (
+        "vip",
+        1,
+        T0 + HOUR,
+    )
+    assert (conversation.sla, conversation.skills, conversation.tags) == (SLA, ["es"], ["vip"])
+    assert (conversation.item_id, conversation.message_count, conversation.version) == (
         req.new_item_id,
         2,
+        2,
     )
-    [claimed] = await store.claim("sales", 5, now=T0, lease_until=None, history_limit=5)
-    assert claimed.message.external_id == "e2"
+    assert conversation.awaiting_response
+    assert (conversation.created_at, conversation.updated_at) == (
+        T0 + SECOND,
+        T0 + MINUTE + SECOND,
+    )
+    fired = await store.fire_timers(T0 + DAY, 10)
+    assert [(t.conversation_id, t.kind, t.ref, t.at) for t in fired] == [
+        (first.conversation_id, "warning", "first_response", T0 + 45 * MINUTE),
+        (first.conversation_id, "overflow", req.new_item_id, T0 + HOUR),
+    ]
+    assert await store.get_conversation(req.new_conversation_id) is None
+    [claimed] = await store.claim("vip", 5, now=T0, lease_until=None, history_limit=5)
+    assert (claimed.item.item_id, claimed.message.external_id) == (req.new_item_id, "e2")
+    assert [(m.external_id, m.kind) for m in claimed.history] == [
+        ("e2", "message"),
+        ("e1", "auto_reply"),
+    ]
 
 
-async def test_routed_message_after_the_window_links_a_new_conversation(store: Store) -> None:
+async def test_an_auto_reply_created_conversation_is_adopted_long_after(store: Store) -> None:
     first = await ingest_one(store, noise(request("e1", MARIA, thread="t")))
-    req = routed(request("e2", MARIA, thread="t", sent_at=T0 + DAY), reopen_window_s=3600)
+    await ingest_one(store, noise(request("e2", thread="t", sent_at=T0 + MINUTE), "bounce"))
+    recorded = await store.get_conversation(first.conversation_id)
+    assert recorded is not None
+    assert (recorded.recorded_only, recorded.message_count, recorded.state) == (
+        True,
+        2,
+        "resolved",
+    )
+    req = routed(request("e3", thread="t", sent_at=T0 + DAY), sla=SLA, reopen_window_s=3600)
 
     result = await ingest_one(store, req)
 
-    assert (result.conversation_created, result.reopened) == (True, False)
-    assert result.item_id == req.new_item_id
-    fresh = await store.get_conversation(result.conversation_id)
-    assert fresh is not None
-    assert (fresh.previous_conversation_id, fresh.state) == (first.conversation_id, "open")
+    assert (result.conversation_id, result.customer_id, result.new_customer) == (
+        first.conversation_id,
+        first.customer_id,
+        False,
+    )
+    assert (result.conversation_created, result.reopened, result.item_id) == (
+        True,
+        False,
+        req.new_item_id,
+    )
+    adopted = await store.get_conversation(first.conversation_id)
+    assert adopted is not None
+    assert (adopted.state, adopted.sla, adopted.message_count) == ("open", SLA, 3)
+    assert (adopted.recorded_only, adopted.previous_conversation_id) == (False, None)
+    assert await depth(store) == 1
+
+
+async def test_adopting_moves_the_version_and_a_later_auto_reply_changes_nothing(
+    store: Store,
+) -> None:
+    first = await ingest_one(store, noise(request("e1", MARIA, thread="t")))
+    reopened = await update(
+        store, first.conversation_id, state="open", resolved_at=None, at=T0 + MINUTE
+    )
+    assert (reopened.version, reopened.recorded_only) == (2, True)
+    stale = ConversationUpdate(expected_version=reopened.version, state="pending")
+
+    result = await ingest_one(
+        store, routed(request("e2", MARIA, thread="t", sent_at=T0 + 2 * MINUTE), sla=SLA)
+    )
+
+    assert result.conversation_created
+    with pytest.raises(Conflict):
+        await store.update_conversation(first.conversation_id, stale)
+    adopted = await store.get_conversation(first.conversation_id)
+    assert adopted is not None
+    assert (adopted.version, adopted.state, adopted.recorded_only) == (3, "open", False)
+    await ingest_one(store, noise(request("e3", MARIA, thread="t", sent_at=T0 + 3 * MINUTE)))
+    after = await store.get_conversation(first.conversation_id)
+    assert after == msgspec.structs.replace(adopted, message_count=3)
+    again = await ingest_one(store, request("e4", MARIA, thread="t", sent_at=T0 + 4 * MINUTE))
+    assert (again.conversation_created, again.item_id) == (False, result.item_id)
 
 
 async def test_routed_message_after_an_auto_reply_joins_the_waiting_item(store: Store) -> None:

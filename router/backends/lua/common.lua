@@ -174,7 +174,7 @@ end
 local CONV_FIELDS = {
   'customer', 'channel', 'source', 'thread', 'state', 'queue', 'priority', 'deadline',
   'count', 'created', 'updated', 'item', 'version', 'assignee', 'resolved', 'previous',
-  'skills', 'tags', 'sla', 'awaiting',
+  'skills', 'tags', 'sla', 'awaiting', 'recorded',
 }
 
 local function conversation_view(conv)

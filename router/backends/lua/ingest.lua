@@ -1,4 +1,5 @@
--- ingest: store messages in order, each as Store.ingest steps 1-5, or as a message routed
+-- ingest: store messages in order, each as Store.ingest steps 1-5 (a routed message adopts
+-- a conversation only recorded messages made: see adopt below), or as a message routed
 -- nowhere (an auto-reply, a bounce: steps 1, 2 and 4, see record below); the script as a
 -- whole is atomic, so each message is. Each ARGV is one message: a msgpack array built
 -- by redis_codec.ingest_arg (field order in load below). Returns msgpack, per message,
@@ -89,15 +90,17 @@ local function within_window(state, resolved)
     and tonumber(received) - tonumber(resolved) <= window
 end
 
--- The customer of the conversation on the thread key, when it is open or pending or
--- this message reopens it; for a message routed nowhere, in any state.
+-- The customer of the conversation on the thread key, when it is open or pending, this
+-- message reopens it, or only recorded messages made it (a routed message adopts it);
+-- for a message routed nowhere, in any state.
 local function thread_customer()
   if thread == '' then return nil end
   local conv = call('HGET', THREAD, tkey)
   if not conv then return nil end
-  local f = call('HMGET', k('conv', conv), 'state', 'customer', 'resolved')
+  local f = call('HMGET', k('conv', conv), 'state', 'customer', 'resolved', 'recorded')
   if not f[2] then return nil end
-  if not routed or f[1] == 'open' or f[1] == 'pending' or within_window(f[1], f[3]) then
+  if not routed or f[4] == '1' or f[1] == 'open' or f[1] == 'pending'
+    or within_window(f[1], f[3]) then
     return f[2]
   end
   return nil
@@ -145,12 +148,12 @@ end
 
 -- The customer's newest conversation on this thread key (a resolved one keeps its
 -- entry) and its fields {state, waiting item, updated, count, resolved, last message,
--- awaiting, queue, priority, deadline}.
+-- awaiting, queue, priority, deadline, recorded}.
 local function thread_conversation(cust)
   local conv = call('HGET', k('open', cust), tkey)
   if not conv then return nil, nil end
   local f = call('HMGET', k('conv', conv), 'state', 'item', 'updated', 'count', 'resolved',
-    'last', 'awaiting', 'queue', 'priority', 'deadline')
+    'last', 'awaiting', 'queue', 'priority', 'deadline', 'recorded')
   if not f[1] then return nil, nil end
   return conv, f
 end
@@ -246,10 +249,49 @@ local function join_item(item)
   return {f[1], p, d}
 end
 
+-- The decision's timers are keyed to new_conv ("<new_conv>|<kind>|<ref>"); an adopted
+-- conversation arms them under its own id.
+local function rekeyed(flat, conv)
+  local prefix, out = new_conv .. '|', {}
+  for i = 1, #flat, 2 do
+    local key = flat[i + 1]
+    if string.sub(key, 1, #prefix) == prefix then key = conv .. string.sub(key, #new_conv + 1) end
+    out[i], out[i + 1] = flat[i], key
+  end
+  return out
+end
+
+-- A routed message on a conversation only recorded messages made (f as thread_conversation
+-- reads it), in any state: it becomes what new_conversation would make, under its own id
+-- and keeping its created time, previous link and messages; its version moves on. Returns
+-- what route returns for a new conversation.
+local function adopt(conv, f)
+  local key = k('conv', conv)
+  local updated = f[3]
+  if tonumber(received) > tonumber(updated) then updated = received end
+  local fields = {'state', 'open', 'queue', queue, 'priority', prio, 'deadline', deadline,
+    'count', tostring(tonumber(f[4]) + 1), 'updated', updated, 'item', new_item, 'skills', skills,
+    'tags', tags, 'last', hist_member, 'awaiting', awaiting}
+  local gone = {'resolved', 'assignee', 'recorded'}
+  if sla ~= '' then
+    fields[#fields + 1] = 'sla'
+    fields[#fields + 1] = sla
+  else
+    gone[#gone + 1] = 'sla'
+  end
+  call('HSET', key, unpack(fields))
+  call('HDEL', key, unpack(gone))
+  call('HINCRBY', key, 'version', 1)
+  if thread ~= '' then call('HSET', THREAD, tkey, conv) end
+  arm_timers(rekeyed(timers, conv))
+  return conv, new_item, new_item_for(conv, queue), 1, 0, {'', awaiting == '1' and 1 or 0}
+end
+
 -- Steps 3 and 5: the conversation and the backlog item; returns both, the routing, the
 -- conversation_created and reopened flags, and {previous state, awaiting hint}.
 local function route(cust)
   local conv, f = thread_conversation(cust)
+  if conv and f[11] == '1' then return adopt(conv, f) end
   local live = conv and (f[1] == 'open' or f[1] == 'pending')
   if not live and not (conv and within_window(f[1], f[5])) then
     return new_conversation(cust, conv), new_item, new_item_for(new_conv, queue), 1, 0,
@@ -265,14 +307,14 @@ local function route(cust)
 end
 
 -- A message routed nowhere with no conversation on its thread key: a new one, resolved
--- as it is created, with the decision's routing and no item, sla, timers or newest
--- message ('last': a later create_item_id finds none to carry). It becomes the thread's
--- conversation unless an open or pending one is there.
+-- as it is created and recorded only, with the decision's routing and no item, sla,
+-- timers or newest message ('last': a later create_item_id finds none to carry). It
+-- becomes the thread's conversation unless an open or pending one is there.
 local function resolved_conversation(cust)
   local fields = {'customer', cust, 'channel', channel, 'source', source, 'state', 'resolved',
     'queue', queue, 'priority', prio, 'deadline', deadline, 'count', 1,
     'created', received, 'updated', received, 'resolved', received, 'version', 1,
-    'skills', skills, 'tags', tags, 'awaiting', '0'}
+    'skills', skills, 'tags', tags, 'awaiting', '0', 'recorded', '1'}
   if thread ~= '' then
     fields[#fields + 1] = 'thread'
     fields[#fields + 1] = thread
