@@ -22,7 +22,7 @@ import structlog
 from connectors.base import Accepted, Edit, Parsed, Quarantined
 from router.blobs import Blobs
 from router.clock import Clock
-from router.errors import InputError
+from router.errors import InputError, InvalidMessage
 from router.ledger import DeliveryReport, Ledger, QuarantineEntry
 from router.models import InboundMessage, IngestResult
 from router.pipeline import Ingestor
@@ -64,7 +64,7 @@ class Intake:
         for item in parsed.quarantined:
             await self._quarantine(connector, item, out)
         results = await asyncio.gather(
-            *(self._ingestor.ingest(m) for m in parsed.messages), return_exceptions=True
+            *(self._ingest(m) for m in parsed.messages), return_exceptions=True
         )
         for message, result in zip(parsed.messages, results, strict=True):
             await self._settle(connector, message, result, out)
@@ -75,6 +75,9 @@ class Intake:
         if parsed.ignored:
             log.debug("connector.ignored", connector=connector, what=parsed.ignored)
         return out
+
+    async def _ingest(self, message: InboundMessage) -> IngestResult:
+        return await self._ingestor.ingest(checked(message))
 
     async def get_cursor(self, key: str) -> str | None:
         return await self._ledger.get_cursor(key)
@@ -110,7 +113,7 @@ class Intake:
             log.info("message.edited", connector=connector, message_id=stored.message_id)
             return
         try:
-            _count(await self._ingestor.ingest(message), out)
+            _count(await self._ingest(message), out)
         except InputError as exc:
             raw = _encoder.encode(message)
             item = Quarantined(reason=f"{exc.code}: {exc.message}", raw=raw)
@@ -144,6 +147,18 @@ class Intake:
             quarantine_id=entry.quarantine_id,
             reason=entry.reason[:200],
         )
+
+
+_decoder = msgspec.json.Decoder(InboundMessage)
+
+
+def checked(message: InboundMessage) -> InboundMessage:
+    """The message as ``POST /v1/messages`` would take it: a connector builds structs in
+    Python, which skips the model's limits (lengths, patterns) that decoding enforces."""
+    try:
+        return _decoder.decode(_encoder.encode(message))
+    except msgspec.ValidationError as exc:
+        raise InvalidMessage(f"message does not fit the canonical model: {exc}") from None
 
 
 def _count(result: IngestResult, out: Accepted) -> None:
