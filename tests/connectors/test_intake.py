@@ -133,3 +133,11 @@ async def test_an_oversized_webhook_is_413_and_stores_nothing(client: Client) ->
     assert response.status == 413
     assert (await response.json())["error"]["code"] == "payload_too_large"
     assert await customer_of(client, "acme:u-1") is None
+
+
+async def test_a_message_over_the_model_limits_is_quarantined(client: Client) -> None:
+    too_long = message("x" * 600, text="the id is longer than the model allows")
+    accepted = await client.app[INTAKE].accept("acme", Parsed(messages=[too_long]))
+    assert (accepted.accepted, accepted.quarantined) == (0, 1)
+    [entry] = await quarantine(client)
+    assert "canonical model" in entry["reason"]
