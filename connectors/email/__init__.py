@@ -10,9 +10,10 @@ endpoint ``POST /v1/connectors/email/raw``).
 
 from connectors.email.connector import EmailConnector
 from connectors.email.fields import EmailAttachment, EmailFields, EmailOptions
+from connectors.email.headers import split_headers
 from connectors.email.html_text import html_to_text
 from connectors.email.message import email_message
-from connectors.email.mime import parse_email, split_headers
+from connectors.email.mime import parse_email
 from connectors.email.quotes import strip_reply
 from connectors.email.settings import EmailSettings
 

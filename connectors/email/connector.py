@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import ClassVar
 
 from connectors.base import (
@@ -42,9 +43,14 @@ class EmailConnector:
         raise NotFound(f"the email connector has no webhook; POST message/rfc822 to {RAW_PATH}")
 
     async def parse(self, request: WebhookRequest) -> Parsed:
-        """The raw message in ``request.body`` (the raw endpoint, API token checked)."""
-        return parse_email(
-            request.body, options=self.options, received_at=request.received_at, via="raw"
+        """The raw message in ``request.body`` (the raw endpoint, API token checked),
+        parsed in a worker thread: a large mail must not hold up the event loop."""
+        return await asyncio.to_thread(
+            parse_email,
+            request.body,
+            options=self.options,
+            received_at=request.received_at,
+            via="raw",
         )
 
     def service(self) -> Service | None:

@@ -1,12 +1,70 @@
 """``email_message``: one email's fields -> the canonical message (or a quarantine or
-ignore entry), the same for every way in (raw, SMTP, IMAP, Postmark, Mailgun, SendGrid)."""
+ignore entry), the same for every way in (raw, SMTP, IMAP, Postmark, Mailgun, SendGrid).
+
+Text kept: ``text`` is the new content (``strip_reply``), at most ``TEXT_CHARS``; when
+the full text differs, ``attributes["full_text"]`` holds it (at most
+``FULL_TEXT_CHARS``), and when either was cut, ``attributes["full_text_blob"]`` names the
+whole text kept as a file (UTF-8, ``GET /v1/attachments/{blob}``). The HTML body, when
+there is one, is kept as a file too (``attributes["html_blob"]``).
+
+A bounce's sender: the delivery system (``MAILER-DAEMON``) is nobody to route to or to
+merge on, so the sender is the recipient that could not be reached, as an *unverified*
+email (a suggestion, never a merge), and the bounce joins the bounced message's
+conversation through its references.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
 
-from connectors.base import Parsed
-from connectors.email.fields import EmailFields, EmailOptions
+import msgspec
+import structlog
+
+from connectors.base import Parsed, Quarantined, blob_key
+from connectors.email.fields import EmailAttachment, EmailFields, EmailOptions
+from connectors.email.headers import addresses, decoded, mailboxes
+from connectors.email.html_text import html_to_text
+from connectors.email.noise import Bounce, auto_reply_reason, bounce_of
+from connectors.email.quotes import strip_reply
+from connectors.email.threads import (
+    MAX_ID_CHARS,
+    MAX_REFERENCES,
+    conversation_hint,
+    message_ids,
+    references,
+    unique,
+)
+from router.errors import InvalidIdentity
+from router.identity import normalize
+from router.models import Attachment, IdentityIn, InboundMessage, MessageKind, Sender
+
+log = structlog.get_logger("connectors.email")
+
+TEXT_CHARS = 64 * 1024
+FULL_TEXT_CHARS = 16 * 1024
+NAME_CHARS = 512
+"""The model's limit on a sender name, a subject, an attachment name."""
+MAX_LISTED = 50
+"""At most this many To / Cc addresses are kept in ``attributes``."""
+_FUTURE_SLACK = timedelta(days=1)
+_EXTENSIONS = {
+    "application/pdf": ".pdf",
+    "image/gif": ".gif",
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/webp": ".webp",
+    "message/delivery-status": ".txt",
+    "message/global": ".eml",
+    "message/rfc822": ".eml",
+    "text/calendar": ".ics",
+    "text/html": ".html",
+    "text/plain": ".txt",
+    "text/rfc822-headers": ".txt",
+}
+_encoder = msgspec.json.Encoder()
 
 
 def email_message(
@@ -26,4 +84,229 @@ def email_message(
     ``attributes``); attachments with their contents in ``Parsed.blobs``.
     ``via`` (``raw``, ``smtp``, ``imap``, ``postmark`` ...) is kept in ``attributes``.
     """
-    raise NotImplementedError
+    try:
+        return _Build(fields, options, received_at, via).parsed()
+    except Exception as exc:  # bad mail never fails the way in: it waits in quarantine
+        log.warning("email.unreadable", error=type(exc).__name__, via=via)
+        return Parsed(quarantined=[quarantine(fields, f"unreadable: {type(exc).__name__}")])
+
+
+def quarantine(fields: EmailFields, reason: str) -> Quarantined:
+    """The mail kept for an operator: its raw bytes (else its fields as JSON) and what
+    could be read of it."""
+    summary = {
+        key: value
+        for key, value in (
+            ("from", fields.header("From")),
+            ("subject", decoded(fields.header("Subject"))),
+            ("message_id", fields.header("Message-ID")),
+        )
+        if value
+    }
+    if fields.raw is not None:
+        return Quarantined(reason, fields.raw, "message/rfc822", summary)
+    return Quarantined(reason, _encoder.encode(_as_json(fields)), "application/json", summary)
+
+
+def content_id(fields: EmailFields) -> str:
+    """A deterministic id for a mail without a Message-ID: ``sha256:<hex>`` of its raw
+    bytes, else of its fields."""
+    content = fields.raw if fields.raw is not None else _encoder.encode(_as_json(fields))
+    return "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+class _Build:
+    """One pass over one mail's fields; ``parsed()`` is the result."""
+
+    def __init__(
+        self, fields: EmailFields, options: EmailOptions, received_at: datetime, via: str
+    ) -> None:
+        self.fields = fields
+        self.options = options
+        self.received_at = received_at
+        self.via = via
+        self.blobs: dict[str, bytes] = {}
+        self.attributes: dict[str, Any] = {"via": via}
+
+    def parsed(self) -> Parsed:
+        fields = self.fields
+        sender = _sender(fields)
+        if sender is None:
+            return Parsed(quarantined=[quarantine(fields, _no_sender_reason(fields))])
+        name, address = sender
+        if _is_own(address, self.options.own_addresses):
+            return Parsed(ignored=["own_address"])
+        subject = _clamp(decoded(fields.header("Subject")))
+        external_id = next(iter(message_ids(fields.header("Message-ID"))), None)
+        external_id = external_id or content_id(fields)
+        refs = references(fields)
+        kind: MessageKind = "message"
+        identities = [IdentityIn(kind="email", value=address, verified=True)]
+        bounce = bounce_of(fields, address, subject)
+        if bounce is not None:
+            kind, name, identities = "bounce", None, _bounce_identities(bounce)
+            refs = unique([*bounce.references, *refs])[:MAX_REFERENCES]
+            self.attributes |= {"flagged": True, "bounce": bounce.attributes()}
+        elif (reason := auto_reply_reason(fields, subject)) is not None:
+            kind = "auto_reply"
+            self.attributes["auto_reply"] = reason
+        hint = conversation_hint(refs, subject, self._recipients(), self.options.own_addresses)
+        message = InboundMessage(
+            channel="email",
+            source="email",
+            external_id=external_id,
+            sender=Sender(name=_clamp(name), identities=identities),
+            text=self._text(),
+            thread=external_id,
+            subject=subject,
+            sent_at=self._sent_at(),
+            attachments=self._attachments(),
+            attributes=self.attributes,
+            kind=kind,
+            references=[ref for ref in refs if ref != external_id],
+            conversation_hint=hint,
+        )
+        if fields.html:
+            self.attributes["html_blob"] = self._keep(fields.html.encode())
+        if fields.defects:
+            self.attributes["mime_defects"] = list(fields.defects)
+        return Parsed(messages=[message], blobs=self.blobs)
+
+    def _text(self) -> str:
+        fields = self.fields
+        full = fields.text if fields.text and fields.text.strip() else None
+        if full is None:
+            full = html_to_text(fields.html) if fields.html else ""
+        full = full.replace("\r\n", "\n").strip("\n")
+        new = strip_reply(full)
+        if new != full:
+            self.attributes["full_text"] = full[:FULL_TEXT_CHARS]
+        if len(full) > FULL_TEXT_CHARS or len(new) > TEXT_CHARS:
+            self.attributes["full_text_blob"] = self._keep(full.encode())
+        return new[:TEXT_CHARS]
+
+    def _sent_at(self) -> datetime | None:
+        value = self.fields.header("Date")
+        try:
+            sent_at = parsedate_to_datetime(value) if value else None
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if sent_at is None:
+            return None
+        if sent_at.tzinfo is None:  # "-0000": UTC, the sender's zone unknown
+            sent_at = sent_at.replace(tzinfo=UTC)
+        sent_at = sent_at.astimezone(UTC)
+        return None if sent_at > self.received_at + _FUTURE_SLACK else sent_at
+
+    def _recipients(self) -> list[str]:
+        fields = self.fields
+        to = addresses(fields.header_all("To"))
+        cc = addresses(fields.header_all("Cc"))
+        for key, listed in (("to", to), ("cc", cc)):
+            if listed:
+                self.attributes[key] = listed[:MAX_LISTED]
+        delivered = addresses(
+            [*fields.header_all("Delivered-To"), *fields.header_all("X-Original-To")]
+        )
+        return unique([*fields.recipients, *to, *cc, *delivered])
+
+    def _attachments(self) -> list[Attachment]:
+        found: list[Attachment] = []
+        dropped: list[dict[str, Any]] = []
+        inline: dict[str, str] = {}
+        for number, given in enumerate(self.fields.attachments, start=1):
+            size = len(given.content) if given.content is not None else given.size
+            blob = None
+            name = _clamp(given.name) or _default_name(given, number)
+            if given.content is not None and len(given.content) > self.options.max_attachment_bytes:
+                dropped.append({"name": name, "size": size, "reason": "over max_attachment_bytes"})
+            elif given.content is not None:
+                blob = self._keep(given.content)
+                if given.content_id:
+                    inline[given.content_id[:MAX_ID_CHARS]] = blob
+            found.append(
+                Attachment(
+                    name=name,
+                    content_type=given.content_type.lower()[:255],
+                    size=size,
+                    url=given.url if given.url and len(given.url) <= 4096 else None,
+                    blob=blob,
+                    inline=given.inline,
+                )
+            )
+        if dropped:
+            self.attributes["attachments_dropped"] = dropped
+        if inline:
+            self.attributes["inline_images"] = inline
+        return found
+
+    def _keep(self, content: bytes) -> str:
+        key = blob_key(content)
+        self.blobs[key] = content
+        return key
+
+
+def _sender(fields: EmailFields) -> tuple[str | None, str] | None:
+    """The From display name and its normalized address, None when there is no usable one."""
+    found = mailboxes(fields.header_all("From"))
+    if not found:
+        return None
+    name, address = found[0]
+    try:
+        identity = normalize(IdentityIn(kind="email", value=address[:MAX_ID_CHARS]))
+    except InvalidIdentity:
+        return None
+    return (name or None), identity.value
+
+
+def _no_sender_reason(fields: EmailFields) -> str:
+    if fields.header("From") is None:
+        return "missing From header"
+    return "From header has no usable address"
+
+
+def _is_own(address: str, own: tuple[str, ...]) -> bool:
+    local, _, domain = address.rpartition("@")
+    base = local.partition("+")[0]
+    return f"{base}@{domain}" in {o.strip().lower() for o in own}
+
+
+def _bounce_identities(bounce: Bounce) -> list[IdentityIn]:
+    """The unreachable recipient, unverified; never the delivery system itself."""
+    for address in (bounce.final_recipient, *bounce.original_to):
+        if not address:
+            continue
+        try:
+            identity = normalize(IdentityIn(kind="email", value=address[:MAX_ID_CHARS]))
+        except InvalidIdentity:
+            continue
+        return [IdentityIn(kind="email", value=identity.value, verified=False)]
+    return []
+
+
+def _default_name(attachment: EmailAttachment, number: int) -> str:
+    extension = _EXTENSIONS.get(attachment.content_type.lower(), ".bin")
+    return f"attachment-{number}{extension}"
+
+
+def _clamp(value: str | None) -> str | None:
+    value = (value or "").strip()
+    return value[:NAME_CHARS] or None
+
+
+def _as_json(fields: EmailFields) -> dict[str, Any]:
+    return {
+        "headers": [list(pair) for pair in fields.headers],
+        "text": fields.text,
+        "html": fields.html,
+        "attachments": [
+            {
+                "name": a.name,
+                "content_type": a.content_type,
+                "sha256": blob_key(a.content) if a.content is not None else None,
+                "size": len(a.content) if a.content is not None else a.size,
+            }
+            for a in fields.attachments
+        ],
+        "recipients": list(fields.recipients),
+    }

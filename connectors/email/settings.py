@@ -7,6 +7,24 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from connectors.email.fields import DEFAULT_MAX_ATTACHMENT_BYTES, EmailOptions
+from router.errors import InvalidIdentity
+from router.identity import normalize
+from router.models import IdentityIn
+
+
+def _addresses(value: Any) -> str | None:
+    for address in value:
+        try:
+            normalize(IdentityIn(kind="email", value=address))
+        except InvalidIdentity:
+            return f"{address!r} is not an email address"
+        if "+" in address.partition("@")[0]:
+            return f"{address!r}: give the address without a +tag (tokens are added to it)"
+    return None
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be a positive number of bytes"
 
 
 @dataclass(frozen=True)
@@ -17,10 +35,15 @@ class EmailSettings:
     max_body_bytes: int = 25 * 1024 * 1024
     """The largest raw message ``POST /v1/connectors/email/raw`` takes (413 above)."""
 
-    checks: ClassVar[dict[str, Callable[[Any], str | None]]] = {}
+    checks: ClassVar[dict[str, Callable[[Any], str | None]]] = {
+        "own_addresses": _addresses,
+        "max_attachment_bytes": _positive,
+        "max_body_bytes": _positive,
+    }
 
     @property
     def options(self) -> EmailOptions:
         return EmailOptions(
-            own_addresses=self.own_addresses, max_attachment_bytes=self.max_attachment_bytes
+            own_addresses=tuple(a.strip().lower() for a in self.own_addresses),
+            max_attachment_bytes=self.max_attachment_bytes,
         )
