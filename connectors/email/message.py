@@ -15,30 +15,28 @@ conversation through its references.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import msgspec
 import structlog
 
-from connectors.base import Parsed, Quarantined, blob_key
-from connectors.email.fields import EmailAttachment, EmailFields, EmailOptions
-from connectors.email.headers import addresses, decoded, mailboxes
+from connectors.base import Parsed, blob_key
+from connectors.email.attachments import attachments
+from connectors.email.fields import EmailFields, EmailOptions
+from connectors.email.headers import addresses, decoded
 from connectors.email.html_text import html_to_text
-from connectors.email.noise import Bounce, auto_reply_reason, bounce_of
+from connectors.email.noise import auto_reply_reason, bounce_of
 from connectors.email.quotes import strip_reply
+from connectors.email.senders import is_own, no_sender_reason, sender_of, unverified
 from connectors.email.threads import (
-    MAX_ID_CHARS,
     MAX_REFERENCES,
     conversation_hint,
     message_ids,
     references,
     unique,
 )
-from router.errors import InvalidIdentity
-from router.identity import normalize
+from connectors.email.unreadable import content_id, quarantine
 from router.models import Attachment, IdentityIn, InboundMessage, MessageKind, Sender
 
 log = structlog.get_logger("connectors.email")
@@ -50,21 +48,6 @@ NAME_CHARS = 512
 MAX_LISTED = 50
 """At most this many To / Cc addresses are kept in ``attributes``."""
 _FUTURE_SLACK = timedelta(days=1)
-_EXTENSIONS = {
-    "application/pdf": ".pdf",
-    "image/gif": ".gif",
-    "image/jpeg": ".jpg",
-    "image/png": ".png",
-    "image/webp": ".webp",
-    "message/delivery-status": ".txt",
-    "message/global": ".eml",
-    "message/rfc822": ".eml",
-    "text/calendar": ".ics",
-    "text/html": ".html",
-    "text/plain": ".txt",
-    "text/rfc822-headers": ".txt",
-}
-_encoder = msgspec.json.Encoder()
 
 
 def email_message(
@@ -91,30 +74,6 @@ def email_message(
         return Parsed(quarantined=[quarantine(fields, f"unreadable: {type(exc).__name__}")])
 
 
-def quarantine(fields: EmailFields, reason: str) -> Quarantined:
-    """The mail kept for an operator: its raw bytes (else its fields as JSON) and what
-    could be read of it."""
-    summary = {
-        key: value
-        for key, value in (
-            ("from", fields.header("From")),
-            ("subject", decoded(fields.header("Subject"))),
-            ("message_id", fields.header("Message-ID")),
-        )
-        if value
-    }
-    if fields.raw is not None:
-        return Quarantined(reason, fields.raw, "message/rfc822", summary)
-    return Quarantined(reason, _encoder.encode(_as_json(fields)), "application/json", summary)
-
-
-def content_id(fields: EmailFields) -> str:
-    """A deterministic id for a mail without a Message-ID: ``sha256:<hex>`` of its raw
-    bytes, else of its fields."""
-    content = fields.raw if fields.raw is not None else _encoder.encode(_as_json(fields))
-    return "sha256:" + hashlib.sha256(content).hexdigest()
-
-
 class _Build:
     """One pass over one mail's fields; ``parsed()`` is the result."""
 
@@ -130,11 +89,11 @@ class _Build:
 
     def parsed(self) -> Parsed:
         fields = self.fields
-        sender = _sender(fields)
+        sender = sender_of(fields)
         if sender is None:
-            return Parsed(quarantined=[quarantine(fields, _no_sender_reason(fields))])
+            return Parsed(quarantined=[quarantine(fields, no_sender_reason(fields))])
         name, address = sender
-        if _is_own(address, self.options.own_addresses):
+        if is_own(address, self.options.own_addresses):
             return Parsed(ignored=["own_address"])
         subject = _clamp(decoded(fields.header("Subject")))
         external_id = next(iter(message_ids(fields.header("Message-ID"))), None)
@@ -143,13 +102,18 @@ class _Build:
         kind: MessageKind = "message"
         identities = [IdentityIn(kind="email", value=address, verified=True)]
         bounce = bounce_of(fields, address, subject)
-        if bounce is not None:
-            kind, name, identities = "bounce", None, _bounce_identities(bounce)
+        if bounce is not None:  # the delivery system is nobody: the recipient it missed
+            kind, name = "bounce", None
+            recipients = (bounce.final_recipient, *bounce.original_to)
+            identities = unverified(recipients, self.options.own_addresses)
             refs = unique([*bounce.references, *refs])[:MAX_REFERENCES]
             self.attributes |= {"flagged": True, "bounce": bounce.attributes()}
-        elif (reason := auto_reply_reason(fields, subject)) is not None:
-            kind = "auto_reply"
-            self.attributes["auto_reply"] = reason
+        else:
+            identities += self._reply_to(address)
+            reason = auto_reply_reason(fields, subject)
+            if reason is not None:
+                kind = "auto_reply"
+                self.attributes["auto_reply"] = reason
         hint = conversation_hint(refs, subject, self._recipients(), self.options.own_addresses)
         message = InboundMessage(
             channel="email",
@@ -171,6 +135,15 @@ class _Build:
         if fields.defects:
             self.attributes["mime_defects"] = list(fields.defects)
         return Parsed(messages=[message], blobs=self.blobs)
+
+    def _reply_to(self, sender: str) -> list[IdentityIn]:
+        """A Reply-To other than the sender (a web form's mail, a colleague answering
+        for the customer): an unverified email, kept in ``attributes["reply_to"]``."""
+        skip = (sender, *self.options.own_addresses)
+        found = unverified(addresses(self.fields.header_all("Reply-To")), skip)
+        if found:
+            self.attributes["reply_to"] = found[0].value
+        return found
 
     def _text(self) -> str:
         fields = self.fields
@@ -211,33 +184,8 @@ class _Build:
         return unique([*fields.recipients, *to, *cc, *delivered])
 
     def _attachments(self) -> list[Attachment]:
-        found: list[Attachment] = []
-        dropped: list[dict[str, Any]] = []
-        inline: dict[str, str] = {}
-        for number, given in enumerate(self.fields.attachments, start=1):
-            size = len(given.content) if given.content is not None else given.size
-            blob = None
-            name = _clamp(given.name) or _default_name(given, number)
-            if given.content is not None and len(given.content) > self.options.max_attachment_bytes:
-                dropped.append({"name": name, "size": size, "reason": "over max_attachment_bytes"})
-            elif given.content is not None:
-                blob = self._keep(given.content)
-                if given.content_id:
-                    inline[given.content_id[:MAX_ID_CHARS]] = blob
-            found.append(
-                Attachment(
-                    name=name,
-                    content_type=given.content_type.lower()[:255],
-                    size=size,
-                    url=given.url if given.url and len(given.url) <= 4096 else None,
-                    blob=blob,
-                    inline=given.inline,
-                )
-            )
-        if dropped:
-            self.attributes["attachments_dropped"] = dropped
-        if inline:
-            self.attributes["inline_images"] = inline
+        found, noted = attachments(self.fields.attachments, self.options, self._keep)
+        self.attributes |= noted
         return found
 
     def _keep(self, content: bytes) -> str:
@@ -246,67 +194,6 @@ class _Build:
         return key
 
 
-def _sender(fields: EmailFields) -> tuple[str | None, str] | None:
-    """The From display name and its normalized address, None when there is no usable one."""
-    found = mailboxes(fields.header_all("From"))
-    if not found:
-        return None
-    name, address = found[0]
-    try:
-        identity = normalize(IdentityIn(kind="email", value=address[:MAX_ID_CHARS]))
-    except InvalidIdentity:
-        return None
-    return (name or None), identity.value
-
-
-def _no_sender_reason(fields: EmailFields) -> str:
-    if fields.header("From") is None:
-        return "missing From header"
-    return "From header has no usable address"
-
-
-def _is_own(address: str, own: tuple[str, ...]) -> bool:
-    local, _, domain = address.rpartition("@")
-    base = local.partition("+")[0]
-    return f"{base}@{domain}" in {o.strip().lower() for o in own}
-
-
-def _bounce_identities(bounce: Bounce) -> list[IdentityIn]:
-    """The unreachable recipient, unverified; never the delivery system itself."""
-    for address in (bounce.final_recipient, *bounce.original_to):
-        if not address:
-            continue
-        try:
-            identity = normalize(IdentityIn(kind="email", value=address[:MAX_ID_CHARS]))
-        except InvalidIdentity:
-            continue
-        return [IdentityIn(kind="email", value=identity.value, verified=False)]
-    return []
-
-
-def _default_name(attachment: EmailAttachment, number: int) -> str:
-    extension = _EXTENSIONS.get(attachment.content_type.lower(), ".bin")
-    return f"attachment-{number}{extension}"
-
-
 def _clamp(value: str | None) -> str | None:
     value = (value or "").strip()
     return value[:NAME_CHARS] or None
-
-
-def _as_json(fields: EmailFields) -> dict[str, Any]:
-    return {
-        "headers": [list(pair) for pair in fields.headers],
-        "text": fields.text,
-        "html": fields.html,
-        "attachments": [
-            {
-                "name": a.name,
-                "content_type": a.content_type,
-                "sha256": blob_key(a.content) if a.content is not None else None,
-                "size": len(a.content) if a.content is not None else a.size,
-            }
-            for a in fields.attachments
-        ],
-        "recipients": list(fields.recipients),
-    }

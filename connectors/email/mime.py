@@ -24,8 +24,9 @@ from connectors.base import Parsed
 from connectors.email.charset import clean, decode_bytes
 from connectors.email.fields import EmailAttachment, EmailFields, EmailOptions
 from connectors.email.headers import decoded, unfold
-from connectors.email.message import email_message, quarantine
+from connectors.email.message import email_message
 from connectors.email.noise import STATUS_TYPES
+from connectors.email.unreadable import quarantine
 
 log = structlog.get_logger("connectors.email")
 

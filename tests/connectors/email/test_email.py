@@ -354,3 +354,18 @@ def test_a_read_receipt_is_an_auto_reply() -> None:
     [message] = parse(raw).messages
     assert (message.kind, message.attributes["auto_reply"]) == ("auto_reply", "read receipt")
     assert message.text == "Your message was read."
+
+
+def test_a_reply_to_other_than_the_sender_is_an_unverified_suggestion() -> None:
+    raw = fixture_bytes("email", "plain.eml").replace(
+        b"MIME-Version: 1.0\n", b"Reply-To: Maria at work <M.Lopez@Work.example>\n"
+    )
+    [message] = parse(raw).messages
+    sender, reply_to = message.sender.identities
+    assert (sender.value, sender.verified) == ("maria.lopez@example.com", True)
+    assert (reply_to.value, reply_to.verified) == ("m.lopez@work.example", False)
+    assert message.attributes["reply_to"] == "m.lopez@work.example"
+    ours = fixture_bytes("email", "plain.eml").replace(
+        b"MIME-Version: 1.0\n", b"Reply-To: support+con_x@acme.test, maria.lopez@example.com\n"
+    )
+    assert len(parse(ours).messages[0].sender.identities) == 1
