@@ -1,0 +1,149 @@
+"""Mailgun route POSTs (``forward()`` and ``store(notify=...)``) -> the email they carry.
+https://documentation.mailgun.com/docs/mailgun/user-manual/receive-forward-store/receive-http
+https://documentation.mailgun.com/docs/mailgun/user-manual/receive-forward-store/storing-and-recieveing-messages
+
+- parsed (the default): ``message-headers`` (a JSON list of [name, value], in order),
+  ``body-plain``, ``body-html``, ``recipient`` (the envelope), attachments as files
+  ``attachment-1`` .. ``attachment-<attachment-count>`` and ``content-id-map`` (a JSON
+  object: ``<content-id>`` -> ``attachment-<n>``); a stored message's notification lists
+  its attachments as ``attachments`` (JSON: url, content-type, name, size) instead;
+- raw (a route URL ending in ``mime``): the whole message in ``body-mime``.
+
+Mailgun encodes every parsed field as UTF-8.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from connectors.base import Parsed
+from connectors.email import EmailAttachment, EmailFields, EmailOptions, email_message, parse_email
+from connectors.email_hooks import json_field, shown_inline, with_attributes
+from connectors.forms import Form
+from router.errors import InputError
+
+VIA = "mailgun"
+MAX_ATTACHMENTS = 500
+FIELD_HEADERS = (
+    ("from", "From"),
+    ("To", "To"),
+    ("Cc", "Cc"),
+    ("subject", "Subject"),
+    ("Date", "Date"),
+    ("Message-Id", "Message-Id"),
+    ("In-Reply-To", "In-Reply-To"),
+    ("References", "References"),
+    ("Auto-Submitted", "Auto-Submitted"),
+    ("Precedence", "Precedence"),
+    ("X-Autoreply", "X-Autoreply"),
+    ("Content-Type", "Content-Type"),
+)
+"""(form field, header) read when a POST has no ``message-headers``: Mailgun also posts
+the sender, subject and each header as fields of their own."""
+
+
+class StoredAttachment(msgspec.Struct, rename="kebab"):
+    """One attachment of a stored message, served by Mailgun's API (its key needed)."""
+
+    url: str = ""
+    content_type: str = "application/octet-stream"
+    name: str = ""
+    size: int | None = None
+
+
+def parse(form: Form, options: EmailOptions, received_at: datetime) -> Parsed:
+    mime = form.get("body-mime")
+    if mime is not None:
+        parsed = parse_email(mime.value, options=options, received_at=received_at, via=VIA)
+    else:
+        parsed = email_message(fields(form), options=options, received_at=received_at, via=VIA)
+    return with_attributes(parsed, {"mailgun_message_url": form.text("message-url")})
+
+
+def fields(form: Form) -> EmailFields:
+    html = form.text("body-html")
+    return EmailFields(
+        headers=headers(form),
+        text=form.text("body-plain") or None,
+        html=html or None,
+        attachments=(*_files(form, html), *_stored(form)),
+        recipients=_recipients(form.text("recipient")),
+    )
+
+
+def headers(form: Form) -> tuple[tuple[str, str], ...]:
+    """``message-headers`` (From and Subject added from their fields when missing), or
+    the header fields when it is absent."""
+    given: list[tuple[str, str]] = json_field(
+        form.text("message-headers"), list[tuple[str, str]], "message-headers"
+    ) or [(header, value) for name, header in FIELD_HEADERS if (value := form.text(name))]
+    names = {name.lower() for name, _ in given}
+    for name, header in (("from", "From"), ("subject", "Subject")):
+        value = form.text(name)
+        if value and header.lower() not in names:
+            given.insert(0, (header, value))
+    return tuple(given)
+
+
+def _files(form: Form, html: str | None) -> list[EmailAttachment]:
+    count = form.text("attachment-count") or "0"
+    if not count.isdigit() or int(count) > MAX_ATTACHMENTS:
+        raise InputError(f"attachment-count must be an integer from 0 to {MAX_ATTACHMENTS}")
+    content_ids = _content_ids(form)
+    found = []
+    for index in range(1, int(count) + 1):
+        name = f"attachment-{index}"
+        part = form.get(name)
+        if part is None:
+            raise InputError(f"attachment-count is {count} but {name} is missing")
+        content_id = content_ids.get(name)
+        found.append(
+            EmailAttachment(
+                name=part.filename or None,
+                content_type=part.content_type or "application/octet-stream",
+                content=part.value,
+                content_id=content_id,
+                inline=shown_inline(content_id, html),
+            )
+        )
+    return found
+
+
+def _content_ids(form: Form) -> dict[str, str]:
+    """``content-id-map`` turned around: ``attachment-<n>`` -> its Content-ID, no ``<>``."""
+    given: dict[str, str] = (
+        json_field(form.text("content-id-map"), dict[str, str], "content-id-map") or {}
+    )
+    return {field: cid.strip().strip("<>") for cid, field in given.items()}
+
+
+def _stored(form: Form) -> list[EmailAttachment]:
+    listed: list[StoredAttachment] = (
+        json_field(form.text("attachments"), list[StoredAttachment], "attachments") or []
+    )
+    return [
+        EmailAttachment(
+            name=item.name or None,
+            content_type=item.content_type or "application/octet-stream",
+            size=item.size,
+            url=item.url or None,
+        )
+        for item in listed
+    ]
+
+
+def _recipients(value: str | None) -> tuple[str, ...]:
+    return tuple(a.strip() for a in (value or "").split(",") if a.strip())
+
+
+def event_name(body: bytes) -> str:
+    """The ``event-data.event`` of an event webhook (``delivered``, ``failed`` ...)."""
+    try:
+        found: Any = msgspec.json.decode(body)
+        event = found["event-data"]["event"]
+    except (msgspec.DecodeError, KeyError, TypeError):
+        return "unknown"
+    return str(event)[:32]
