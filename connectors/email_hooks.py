@@ -80,8 +80,7 @@ class BasicAuthRequired(Unauthorized):
     ``WWW-Authenticate`` value that asks for them."""
 
     def __init__(self, message: str, realm: str) -> None:
-        super().__init__(message)
-        self.challenge = f'Basic realm="{realm}", charset="UTF-8"'
+        super().__init__(message, challenge=f'Basic realm="{realm}", charset="UTF-8"')
 
 
 def check_basic_auth(request: WebhookRequest, username: str, password: Secret, realm: str) -> None:

@@ -69,6 +69,11 @@ class Unauthorized(OmnirouteError):
     status = 401
     code = "unauthorized"
 
+    def __init__(self, message: str, *, challenge: str | None = None) -> None:
+        super().__init__(message)
+        self.challenge = challenge
+        """The ``WWW-Authenticate`` value asking for credentials (HTTP basic auth)."""
+
 
 class Forbidden(OmnirouteError):
     status = 403

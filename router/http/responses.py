@@ -9,7 +9,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from router.errors import InputError, OmnirouteError, PayloadTooLarge
+from router.errors import InputError, OmnirouteError, PayloadTooLarge, Unauthorized
 
 log = structlog.get_logger("router.http")
 
@@ -72,7 +72,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             code=exc.code,
             reason=exc.message[:300],
         )
-        return json_response(error_body(exc.code, exc.message), status=exc.status)
+        challenge = exc.challenge if isinstance(exc, Unauthorized) else None
+        headers = {"WWW-Authenticate": challenge} if challenge else None
+        return json_response(error_body(exc.code, exc.message), status=exc.status, headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -248,3 +248,11 @@ async def test_a_body_that_is_not_postmark_json_gets_400(client: Client) -> None
 async def test_there_is_no_get_handshake(client: Client) -> None:
     response = await client.get("/v1/connectors/postmark/webhook")
     assert response.status == 404
+
+
+async def test_a_refusal_asks_for_basic_auth(client: Client) -> None:
+    response = await client.post(
+        "/v1/connectors/postmark/webhook", data=body_of("plain"), headers=JSON
+    )
+    assert response.status == 401
+    assert response.headers["WWW-Authenticate"].startswith("Basic realm=")
