@@ -51,16 +51,26 @@ class _Parts:
     count: int = 0
 
 
-def parse_email(raw: bytes, *, options: EmailOptions, received_at: datetime, via: str) -> Parsed:
+def parse_email(
+    raw: bytes,
+    *,
+    options: EmailOptions,
+    received_at: datetime,
+    via: str,
+    recipients: Sequence[str] = (),
+) -> Parsed:
     """One raw email -> a ``Parsed`` with one ``InboundMessage``, or one ``Quarantined``
     (missing From, a multipart whose boundary is missing or matches no part, anything
     unreadable), or one ``ignored`` entry (from one of our own addresses). Pure; never
-    raises for bad mail. See ``email_message`` for what the message holds."""
+    raises for bad mail. See ``email_message`` for what the message holds.
+
+    ``recipients``: the envelope's (SMTP ``RCPT TO``), which the headers may not show
+    (Bcc): searched for plus-address tokens like To and Cc."""
     headers: tuple[tuple[str, str], ...] = ()
     try:
         message = BytesParser(policy=policy.default).parsebytes(raw)
         headers = tuple((clean(k), unfold(clean(v))) for k, v in message.raw_items())
-        fields = _fields(message, headers, raw)
+        fields = _fields(message, headers, raw, tuple(recipients))
     except _Unreadable as exc:
         return Parsed(quarantined=[quarantine(EmailFields(headers, raw=raw), str(exc))])
     except Exception as exc:  # bad mail never fails the way in: it waits in quarantine
@@ -70,7 +80,12 @@ def parse_email(raw: bytes, *, options: EmailOptions, received_at: datetime, via
     return email_message(fields, options=options, received_at=received_at, via=via)
 
 
-def _fields(message: Message, headers: tuple[tuple[str, str], ...], raw: bytes) -> EmailFields:
+def _fields(
+    message: Message,
+    headers: tuple[tuple[str, str], ...],
+    raw: bytes,
+    recipients: tuple[str, ...],
+) -> EmailFields:
     broken = [d for d in message.defects if isinstance(d, _BROKEN)]
     if broken:
         raise _Unreadable(f"broken MIME structure: {_names(broken)}")
@@ -83,6 +98,7 @@ def _fields(message: Message, headers: tuple[tuple[str, str], ...], raw: bytes) 
         text="\n".join(parts.plain) if parts.plain else None,
         html="\n".join(parts.html) if parts.html else None,
         attachments=tuple(parts.attachments),
+        recipients=recipients,
         raw=raw,
         defects=tuple(dict.fromkeys(parts.defects)),
     )

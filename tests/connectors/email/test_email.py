@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from connectors.email import EmailOptions
+from connectors.email import EmailOptions, parse_email
 from router.errors import ConfigError
 from router.settings import load
 from tests.connectors.conftest import fixture_bytes
-from tests.connectors.email.helpers import MARIA, OPTIONS, TOKEN, one, parse
+from tests.connectors.email.helpers import AT, MARIA, OPTIONS, TOKEN, one, parse
 
 
 def test_plain_mail_is_one_verified_message_on_its_own_thread() -> None:
@@ -369,3 +369,13 @@ def test_a_reply_to_other_than_the_sender_is_an_unverified_suggestion() -> None:
         b"MIME-Version: 1.0\n", b"Reply-To: support+con_x@acme.test, maria.lopez@example.com\n"
     )
     assert len(parse(ours).messages[0].sender.identities) == 1
+
+
+def test_an_envelope_recipient_carries_a_plus_address_token() -> None:
+    raw = fixture_bytes("email", "plain.eml")
+    envelope = ["support+con_01envelope@acme.test"]
+    [message] = parse_email(
+        raw, options=OPTIONS, received_at=AT, via="smtp", recipients=envelope
+    ).messages
+    assert message.conversation_hint == "con_01envelope"
+    assert message.attributes["via"] == "smtp"
