@@ -119,7 +119,6 @@ def _walk(part: Message, parts: _Parts, depth: int) -> None:
                 _walk(sub, parts, depth + 1)
     elif part.get_content_maintype() == "multipart":  # its boundary matched nothing
         parts.broken = True
-        parts.defects += [type(d).__name__ for d in part.defects if isinstance(d, _BROKEN)]
     elif _is_body(part, content_type):
         text = decode_bytes(_payload(part), part.get_content_charset())
         (parts.plain if content_type == "text/plain" else parts.html).append(text)
