@@ -168,7 +168,8 @@ def read_timer(key: str | bytes, due_us: str | bytes | float) -> Timer:
 
 def context_arg(message: NormalizedMessage) -> bytes:
     keys = [identity.key for identity in message.verified]
-    return _msgpack.encode([keys, message.thread_key, message.thread or ""])
+    routed = "1" if message.routed else "0"
+    return _msgpack.encode([keys, message.thread_key, message.thread or "", routed])
 
 
 def update_arg(update: ConversationUpdate) -> bytes:

@@ -22,7 +22,7 @@ from router.models import (
 
 from .sqlite_merge import move, put_customer, suggestions
 from .sqlite_read import decode_conversation, encode, load_customer
-from .sqlite_thread import record, route, within_window
+from .sqlite_thread import record, route, thread_owner
 
 _DEDUPE = "SELECT (SELECT message_id FROM messages WHERE source = ? AND external_id = ?)"
 _OWNER = ", (SELECT customer_id FROM identities WHERE key = ?)"
@@ -31,10 +31,6 @@ _DUPLICATE = """SELECT m.message_id, m.customer_id, c.conversation_id, c.body
     FROM messages m JOIN conversations c ON c.conversation_id = m.conversation_id
     WHERE m.source = ? AND m.external_id = ?"""
 _OWN_IDENTITY = "INSERT OR REPLACE INTO identities (key, customer_id) VALUES (?, ?)"
-# Open or pending first, else the newest resolved one (reopened within the window, or
-# adopted when only recorded messages made it).
-_THREAD_OWNER = """SELECT customer_id, state, body FROM conversations WHERE thread_key = ?
-    ORDER BY state = 'resolved', rowid DESC LIMIT 1"""
 _PUT_MESSAGE = """INSERT INTO messages
     (message_id, source, external_id, customer_id, conversation_id, sent_ms, body)
     VALUES (?, ?, ?, ?, ?, ?, ?)"""
@@ -107,33 +103,12 @@ def _identify(
             by_owner.setdefault(owners[identity.key], identity.key)
     if by_owner:
         return _merge_owners(db, request, by_owner)
-    loaded = None
-    if message.thread is not None:  # without a thread, the thread key would join strangers
-        owner = _thread_owner(db, request)
-        loaded = None if owner is None else load_customer(db, owner)
+    owner = thread_owner(db, message, request.reopen_window_s)
+    loaded = None if owner is None else load_customer(db, owner)
     if loaded is not None:
         return loaded[0], loaded[1], []
     created = Customer(customer_id=request.new_customer_id, created_at=message.received_at)
     return created, None, []
-
-
-def _thread_owner(db: sqlite3.Connection, request: IngestRequest) -> str | None:
-    """The customer of the thread's open or pending conversation, or of its resolved one
-    while the message would reopen it or adopt it (``recorded_only``); a message routed
-    nowhere: in any state."""
-    message = request.message
-    row = db.execute(_THREAD_OWNER, (message.thread_key,)).fetchone()
-    if row is None:
-        return None
-    customer_id, state, body = row
-    if state == "resolved" and message.routed:
-        conversation = decode_conversation(body)
-        reopens = within_window(
-            conversation.resolved_at, message.received_at, request.reopen_window_s
-        )
-        if not (reopens or conversation.recorded_only):
-            return None
-    return str(customer_id)
 
 
 def _merge_owners(

@@ -19,13 +19,15 @@ from router.models import (
     BacklogItem,
     Conversation,
     ConversationUpdate,
+    Customer,
     ItemChange,
     NormalizedMessage,
     RoutingContext,
 )
 from router.urgency import rescore, score
 
-from .sqlite_read import decode_conversation, decode_customer, decode_item, encode
+from .sqlite_read import decode_conversation, decode_item, encode, find_customer, get_customer
+from .sqlite_thread import thread_owner
 from .sqlite_timers import arm, disarm, from_us, to_us
 
 _CONVERSATION = """SELECT c.customer_id, c.body, b.score, b.queue, b.body
@@ -47,10 +49,6 @@ _NEWEST_MESSAGE = """SELECT message_id FROM messages WHERE customer_id = ? AND c
 _SERVED_BY = """INSERT INTO served_by (customer_id, at_us, agent) VALUES (?, ?, ?)
     ON CONFLICT (customer_id) DO UPDATE SET at_us = excluded.at_us, agent = excluded.agent"""
 
-_OWNER = "SELECT customer_id FROM identities WHERE key = ?"
-_THREAD_OWNER = """SELECT customer_id FROM conversations
-    WHERE thread_key = ? AND state != 'resolved' ORDER BY rowid DESC LIMIT 1"""
-_PROFILE = "SELECT body FROM customers WHERE customer_id = ?"
 _RECENT = """SELECT json_extract(body, '$.sent_at') FROM messages
     WHERE customer_id = ? AND sent_ms >= ? ORDER BY sent_ms DESC, message_id DESC LIMIT ?"""
 _LAST_AGENT = "SELECT agent, at_us FROM served_by WHERE customer_id = ?"
@@ -171,31 +169,30 @@ def contexts(
 def _context(
     db: sqlite3.Connection, message: NormalizedMessage, since: datetime, limit: int
 ) -> RoutingContext:
-    customer_id = _sender(db, message)
-    if customer_id is None:
+    customer = _sender(db, message)
+    if customer is None:
         return RoutingContext()
-    (profile,) = db.execute(_PROFILE, (customer_id,)).fetchone()
+    customer_id = customer.customer_id
     recent = [
         stamp
         for (text,) in db.execute(_RECENT, (customer_id, to_us(since) // 1000, limit))
         if (stamp := datetime.fromisoformat(text)) >= since
     ]
-    context = RoutingContext(
-        customer_id=customer_id, attributes=decode_customer(profile).attributes, recent=recent
-    )
+    context = RoutingContext(customer_id=customer_id, attributes=customer.attributes, recent=recent)
     served = db.execute(_LAST_AGENT, (customer_id,)).fetchone()
     if served is not None:
         context.last_agent, context.last_agent_at = served[0], from_us(served[1])
     return context
 
 
-def _sender(db: sqlite3.Connection, message: NormalizedMessage) -> str | None:
-    """The live owner of the first owned verified identity, else the thread's customer."""
-    for identity in message.verified:
-        row = db.execute(_OWNER, (identity.key,)).fetchone()
-        if row is not None:
-            return str(row[0])
-    if message.thread is None:
-        return None
-    row = db.execute(_THREAD_OWNER, (message.thread_key,)).fetchone()
-    return None if row is None else str(row[0])
+def _sender(db: sqlite3.Connection, message: NormalizedMessage) -> Customer | None:
+    """The customer ``Store.ingest`` step 2 picks, without merging: the oldest live owner
+    of the verified identities (the others would merge into it), else ``thread_owner``'s.
+    The reopen window is the ingest request's, unknown here: a resolved conversation on
+    the thread counts only where ingest counts it in any state."""
+    owners = {owner for i in message.verified if (owner := find_customer(db, i.key)) is not None}
+    if not owners:
+        owner = thread_owner(db, message, window_s=0.0)
+        owners = set() if owner is None else {owner}
+    customers = [c for owner in owners if (c := get_customer(db, owner)) is not None]
+    return min(customers, key=lambda c: (c.created_at, c.customer_id), default=None)

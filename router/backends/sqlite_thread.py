@@ -4,6 +4,7 @@ thread key, reopened, or new) and the backlog item that carries it.
 A conversation on a thread key is looked up newest first, open or pending ones before
 resolved ones; a resolved one is reopened when the message arrives within the request's
 reopen window, else it is named as the new conversation's ``previous_conversation_id``.
+``thread_owner`` is step 2's fallback on the thread key (ingest and contexts share it).
 A message routed nowhere (``record``: an auto-reply, a bounce) joins the conversation
 that lookup finds whatever its state, as one more message and nothing else, or else
 creates one already resolved and ``recorded_only``; it has no item. A routed message
@@ -19,7 +20,14 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from router.models import BacklogItem, Conversation, ConversationState, IngestRequest, Timer
+from router.models import (
+    BacklogItem,
+    Conversation,
+    ConversationState,
+    IngestRequest,
+    NormalizedMessage,
+    Timer,
+)
 from router.urgency import PRIORITY_SLOTS, of_decision
 
 from .sqlite_read import decode_conversation, decode_item, encode
@@ -29,6 +37,10 @@ _ON_THREAD = """SELECT c.body, b.score, b.queue, b.body FROM conversations c
     LEFT JOIN backlog b ON b.item_id = c.waiting_item AND b.released = 0
     WHERE c.customer_id = ? AND c.thread_key = ?
     ORDER BY c.state = 'resolved', c.rowid DESC LIMIT 1"""
+# Open or pending first, else the newest resolved one (reopened within the window, or
+# adopted when only recorded messages made it).
+_THREAD_OWNER = """SELECT customer_id, state, body FROM conversations WHERE thread_key = ?
+    ORDER BY state = 'resolved', rowid DESC LIMIT 1"""
 _NEW_CONVERSATION = """INSERT INTO conversations
     (conversation_id, customer_id, thread_key, state, waiting_item, body)
     VALUES (?, ?, ?, ?, ?, ?)"""
@@ -69,6 +81,28 @@ def within_window(resolved_at: datetime | None, received_at: datetime, window_s:
     if resolved_at is None or window_s <= 0:
         return False
     return received_at - resolved_at <= timedelta(seconds=window_s)
+
+
+def thread_owner(db: sqlite3.Connection, message: NormalizedMessage, window_s: float) -> str | None:
+    """Step 2 when no verified identity is owned. Only a message with no verified
+    identity at all takes the customer on its thread (one with a verified identity is a
+    new customer: two people on a shared thread never become one); none without a thread
+    (the thread key would join strangers). That customer is the one of the thread's open
+    or pending conversation, or of its newest resolved one while the message would reopen
+    it (within ``window_s``) or adopt it (``recorded_only``); for a message routed
+    nowhere, in any state."""
+    if message.verified or message.thread is None:
+        return None
+    row = db.execute(_THREAD_OWNER, (message.thread_key,)).fetchone()
+    if row is None:
+        return None
+    customer_id, state, body = row
+    if state == "resolved" and message.routed:
+        conversation = decode_conversation(body)
+        reopens = within_window(conversation.resolved_at, message.received_at, window_s)
+        if not (reopens or conversation.recorded_only):
+            return None
+    return str(customer_id)
 
 
 def route(db: sqlite3.Connection, request: IngestRequest, customer_id: str) -> Routed:

@@ -6,6 +6,9 @@ Readings of the protocol this suite pins down (where the docstrings leave a choi
 
 - A message without a thread and without a verified identity never attaches to
   another customer's conversation: the thread key only links when ``thread`` is set.
+- A thread key links only a message with no verified identity at all: a verified
+  identity nobody owns yet makes a new customer even on an open thread (a shared
+  business number, a group chat), never an identity of the thread's customer.
 - A repeat reports ``new_customer=False`` and ``merged=[]``: it changed nothing.
 - When a second message joins a waiting item, the item's deadline and its priority
   each become the more urgent of the two, and the ingest result reports the item's
@@ -304,16 +307,71 @@ async def test_verified_owner_wins_over_the_thread(store: Store) -> None:
     assert result.conversation_id != maria.conversation_id
 
 
-async def test_new_verified_identity_on_a_thread_joins_that_customer(store: Store) -> None:
-    first = await ingest_one(store, request("e1", verified("email", MARIA_EMAIL), thread="t1"))
-    await ingest_one(store, request("e2", verified("phone", MARIA_PHONE), thread="t1"))
-    assert await store.find_customer(f"phone:{MARIA_PHONE}") == first.customer_id
-    customer = await store.get_customer(first.customer_id)
+def shared(external_id: str, *identities: IdentityIn, sent_at: datetime = T0) -> IngestRequest:
+    """A text to a shared business number: every sender's message has the same thread
+    key (the business number), as a group chat's would."""
+    return request(
+        external_id,
+        *identities,
+        source="twilio",
+        channel="sms",
+        thread="+15005550006",
+        sent_at=sent_at,
+    )
+
+
+async def test_strangers_on_a_shared_thread_stay_two_customers(store: Store) -> None:
+    maria = await ingest_one(store, shared("s1", verified("phone", MARIA_PHONE)))
+    # no verified identity at all: the thread's open conversation, as ever
+    typed_only = await ingest_one(store, shared("s2", typed("email", "x@example.com")))
+    assert (typed_only.customer_id, typed_only.conversation_id) == (
+        maria.customer_id,
+        maria.conversation_id,
+    )
+    jose_req = shared("s3", verified("phone", JOSE_PHONE), sent_at=T0 + MINUTE)
+
+    jose = await ingest_one(store, jose_req)
+
+    assert (jose.customer_id, jose.new_customer, jose.merged) == (
+        jose_req.new_customer_id,
+        True,
+        [],
+    )
+    assert (jose.conversation_id, jose.conversation_created) == (
+        jose_req.new_conversation_id,
+        True,
+    )
+    assert jose.conversation_id != maria.conversation_id
+    assert await store.find_customer(f"phone:{MARIA_PHONE}") == maria.customer_id
+    assert await store.find_customer(f"phone:{JOSE_PHONE}") == jose.customer_id
+    customer = await store.get_customer(maria.customer_id)
     assert customer is not None
-    assert {i.key for i in customer.identities} == {
-        f"email:{MARIA_EMAIL}",
-        f"phone:{MARIA_PHONE}",
-    }
+    assert [i.key for i in customer.identities] == [f"phone:{MARIA_PHONE}"]
+    assert [m.external_id for m in await full_history(store, jose.customer_id)] == ["s3"]
+    # each goes on writing into their own conversation
+    again = await ingest_one(
+        store, shared("s4", verified("phone", MARIA_PHONE), sent_at=T0 + 2 * MINUTE)
+    )
+    assert (again.customer_id, again.conversation_id) == (maria.customer_id, maria.conversation_id)
+    jose_again = await ingest_one(
+        store, shared("s5", verified("phone", JOSE_PHONE), sent_at=T0 + 3 * MINUTE)
+    )
+    assert (jose_again.customer_id, jose_again.conversation_id) == (
+        jose.customer_id,
+        jose.conversation_id,
+    )
+
+
+async def test_an_owned_and_a_new_verified_identity_on_a_thread_join_the_owner(
+    store: Store,
+) -> None:
+    first = await ingest_one(store, request("e1", verified("email", MARIA_EMAIL), thread="t1"))
+    both = request(
+        "e2", verified("email", MARIA_EMAIL), verified("phone", MARIA_PHONE), thread="t1"
+    )
+    result = await ingest_one(store, both)
+    assert (result.customer_id, result.new_customer) == (first.customer_id, False)
+    assert await store.find_customer(f"phone:{MARIA_PHONE}") == first.customer_id
 
 
 async def test_verified_identities_of_two_customers_merge_into_the_oldest(store: Store) -> None:

@@ -18,6 +18,10 @@ Readings of the protocol this suite pins down (both backends agree):
   its state: it keeps its id, ``created_at`` and earlier messages, takes everything else
   a new conversation would have (the decision's timers are armed under its id), and its
   ``version`` moves on by one from wherever it was.
+- ``contexts`` names the customer ingest picks for these messages too: the customer of
+  a recorded-only conversation for a routed message with no verified identity, the
+  thread's customer in any state for one routed nowhere; a verified identity nobody
+  owns makes a new customer (an empty context) even for a bounce on a known thread.
 - ``find_thread``: the first of the ids in the given order that is stored decides, even
   when its conversation has no thread (then None); ids of another source never match.
 - ``edit_message`` returns the message with its live customer, like ``history``; edits
@@ -38,6 +42,7 @@ from router.ports import Store
 
 from .test_store import (
     HOUR,
+    JOSE_PHONE,
     MARIA_EMAIL,
     MINUTE,
     T0,
@@ -48,7 +53,7 @@ from .test_store import (
     request,
     verified,
 )
-from .test_store_routing import SLA, routed, update
+from .test_store_routing import SLA, ingest_as_contexts_said, routed, update
 
 MARIA = verified("email", MARIA_EMAIL)
 DAY = 24 * HOUR
@@ -358,6 +363,35 @@ async def test_adopting_moves_the_version_and_a_later_auto_reply_changes_nothing
     assert after == msgspec.structs.replace(adopted, message_count=3)
     again = await ingest_one(store, request("e4", MARIA, thread="t", sent_at=T0 + 4 * MINUTE))
     assert (again.conversation_created, again.item_id) == (False, result.item_id)
+
+
+async def test_contexts_agree_with_ingest_on_an_adopted_conversation(store: Store) -> None:
+    first = await ingest_one(store, noise(request("e1", MARIA, thread="t")))
+    adopting = routed(request("e2", thread="t", sent_at=T0 + DAY), sla=SLA, reopen_window_s=3600)
+    stranger = noise(request("b1", verified("phone", JOSE_PHONE), thread="t"), "bounce")
+
+    result = await ingest_as_contexts_said(store, adopting)
+    bounced = await ingest_as_contexts_said(store, stranger)
+
+    assert bounced.new_customer  # a verified identity is never attached through a thread
+    assert (result.customer_id, result.conversation_id) == (
+        first.customer_id,
+        first.conversation_id,
+    )
+
+
+async def test_contexts_agree_with_ingest_on_a_long_resolved_thread(store: Store) -> None:
+    cid = await resolved_on_thread(store, at=T0 + HOUR)
+    conversation = await store.get_conversation(cid)
+    assert conversation is not None
+    bounce = noise(request("b1", thread="t", sent_at=T0 + DAY), "bounce")
+    late = request("e2", thread="t", sent_at=T0 + DAY)  # routed, past the (no) window
+
+    bounced = await ingest_as_contexts_said(store, bounce)
+    result = await ingest_as_contexts_said(store, late)
+
+    assert (bounced.customer_id, bounced.conversation_id) == (conversation.customer_id, cid)
+    assert result.new_customer
 
 
 async def test_routed_message_after_an_auto_reply_joins_the_waiting_item(store: Store) -> None:

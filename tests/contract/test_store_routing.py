@@ -23,8 +23,11 @@ Readings of the protocol this suite pins down (both backends agree):
   and the change's reasons; when an item already waits it is ignored.
 - An also-offered item is claimable from either queue once; ``BacklogItem.queue`` is
   the queue it was claimed from.
-- ``contexts``: ``last_agent`` follows the newest ``served_by`` of the customer; after a
-  merge the winner keeps the newer of the two records.
+- ``contexts`` names the customer ingest then picks for the same message (a shared
+  thread, several owners, recorded-only conversations, messages routed nowhere), except
+  for a routed message that would reopen a resolved conversation within the window,
+  which ``contexts`` does not know. ``last_agent`` follows the newest ``served_by`` of
+  the customer; after a merge the winner keeps the newer of the two records.
 - ``Conversation.awaiting_response`` is ``sla.awaiting_response`` as of the last write of
   ``sla`` (ingest of a new conversation, ``update_conversation`` with ``sla`` set); other
   updates keep it. ``IngestResult.previous_state`` is the state before the message (None
@@ -55,8 +58,10 @@ from router.models import (
     ConversationSla,
     ConversationUpdate,
     IngestRequest,
+    IngestResult,
     ItemChange,
     Reason,
+    RoutingContext,
     SlaClock,
     Timer,
 )
@@ -66,6 +71,7 @@ from .test_store import (
     HOUR,
     JOSE_PHONE,
     MARIA_EMAIL,
+    MARIA_PHONE,
     MINUTE,
     T0,
     claim,
@@ -580,6 +586,48 @@ async def test_contexts_find_the_customer_by_verified_identity_by_thread_or_not(
     assert contexts[2].attributes == {}
     assert contexts[2].recent == []
     assert (contexts[2].last_agent, contexts[2].last_agent_at) == (None, None)
+
+
+async def ingest_as_contexts_said(store: Store, req: IngestRequest) -> IngestResult:
+    """Read the routing context of ``req``'s message, ingest it, and check that the context
+    named the customer ingest picked (None: ingest made a new one)."""
+    [context] = await store.contexts([req.message], since=T0 - HOUR, limit=10)
+    result = await ingest_one(store, req)
+    assert context.customer_id == (None if result.new_customer else result.customer_id)
+    return result
+
+
+async def test_contexts_agree_with_ingest_on_a_shared_thread(store: Store) -> None:
+    maria = await ingest_one(store, request("e1", verified("phone", MARIA_PHONE), thread="biz"))
+    typed_only = request("e2", typed("email", "x@example.com"), thread="biz")
+    stranger = request("e3", verified("phone", JOSE_PHONE), thread="biz")
+
+    [for_typed, for_stranger] = await store.contexts(
+        [typed_only.message, stranger.message], since=T0 - HOUR, limit=10
+    )
+
+    assert for_typed.customer_id == maria.customer_id
+    assert for_stranger == RoutingContext()
+    assert (await ingest_as_contexts_said(store, typed_only)).customer_id == maria.customer_id
+    jose = await ingest_as_contexts_said(store, stranger)
+    assert jose.new_customer
+    again = await ingest_as_contexts_said(
+        store, request("e4", verified("phone", JOSE_PHONE), thread="biz")
+    )
+    assert again.customer_id == jose.customer_id
+
+
+async def test_contexts_name_the_oldest_owner_ingest_merges_into(store: Store) -> None:
+    # The older customer has the larger id: created_at decides before the id.
+    older = await ingest_one(
+        store, request("e1", verified("phone", JOSE_PHONE), customer_id="cus_z")
+    )
+    await ingest_one(store, request("e2", MARIA, customer_id="cus_a", sent_at=T0 + MINUTE))
+    both = request("e3", MARIA, verified("phone", JOSE_PHONE), sent_at=T0 + HOUR)
+
+    result = await ingest_as_contexts_said(store, both)
+
+    assert (result.customer_id, result.merged) == (older.customer_id, ["cus_a"])
 
 
 async def test_contexts_recent_newest_first_since_and_limit(store: Store) -> None:

@@ -75,6 +75,49 @@ local function is_live(conv)
   return state == 'open' or state == 'pending'
 end
 
+-- Lua's < on strings follows the server's locale (strcoll); ids compare by bytes, as
+-- UTF-8 byte order is code point order, Python's order.
+local function bytes_less(x, y)
+  for i = 1, math.min(#x, #y) do
+    local a, b = string.byte(x, i), string.byte(y, i)
+    if a ~= b then return a < b end
+  end
+  return #x < #y
+end
+
+-- The oldest of these live customers (created, then id): the one Store.ingest merges
+-- the others into.
+local function oldest(customers)
+  local best, best_created = nil, nil
+  for _, c in ipairs(customers) do
+    local created = tonumber(call('HGET', k('cust', c), 'created'))
+    if not best or created < best_created or (created == best_created and bytes_less(c, best)) then
+      best, best_created = c, created
+    end
+  end
+  return best
+end
+
+-- Store.ingest step 2 when no verified identity is owned: only a message with no
+-- verified identity at all (keys empty; one with a verified identity is a new customer,
+-- never attached on a shared thread) takes the customer of the conversation on its
+-- thread key (none without a thread: the key would join strangers), when it is open or
+-- pending, only recorded messages made it (a routed message adopts it) or
+-- reopens(state, resolved) says the message reopens it; for a message routed nowhere,
+-- in any state.
+local function thread_owner(keys, tkey, thread, routed, reopens)
+  if #keys > 0 or thread == '' then return nil end
+  local conv = call('HGET', B .. 'thread', tkey)
+  if not conv then return nil end
+  local f = call('HMGET', k('conv', conv), 'state', 'customer', 'resolved', 'recorded')
+  if not f[2] then return nil end
+  if not routed or f[4] == '1' or f[1] == 'open' or f[1] == 'pending'
+    or reopens(f[1], f[3]) then
+    return f[2]
+  end
+  return nil
+end
+
 local function move_conversations(w, l)
   local convs = call('SMEMBERS', k('convs', l))
   for _, conv in ipairs(convs) do

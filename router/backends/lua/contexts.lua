@@ -1,27 +1,31 @@
 -- contexts: ARGV = lowest history member to count ('[' and an 18-digit sent key), limit,
--- then one msgpack array per message: {verified identity keys, thread key, thread}.
--- Returns msgpack, per message, false (no known customer) or {customer id, attribute
--- pairs, 18-digit sent keys of its messages since, newest first, served_by record}.
-local THREAD = B .. 'thread'
+-- then one msgpack array per message: {verified identity keys, thread key, thread,
+-- routed ('1' or '0')}. Returns msgpack, per message, false (no known customer) or
+-- {customer id, attribute pairs, 18-digit sent keys of its messages since, newest first,
+-- served_by record}.
 local since, limit = ARGV[1], tonumber(ARGV[2])
 
--- The live owner of the first owned verified identity, else the customer of the open
--- or pending conversation on the thread key.
-local function customer_of(keys, tkey, thread)
+-- The reopen window is the ingest request's, unknown here: a resolved conversation
+-- counts only as ingest counts it in any state (recorded only, or routed nowhere).
+local function never() return false end
+
+-- The customer Store.ingest step 2 picks, without merging: the oldest live owner of
+-- the verified identities, else thread_owner's.
+local function customer_of(keys, tkey, thread, routed)
+  local owners, seen = {}, {}
   for _, key in ipairs(keys) do
     local owner = call('HGET', IDENT, key)
-    if owner then return resolve(owner) end
+    if owner and not seen[owner] then
+      seen[owner] = true
+      owners[#owners + 1] = owner
+    end
   end
-  if thread == '' then return nil end
-  local conv = call('HGET', THREAD, tkey)
-  if not conv then return nil end
-  local f = call('HMGET', k('conv', conv), 'state', 'customer')
-  if f[1] == 'open' or f[1] == 'pending' then return resolve(f[2]) end
-  return nil
+  if #owners > 0 then return oldest(owners) end
+  return thread_owner(keys, tkey, thread, routed, never)
 end
 
-local function context(keys, tkey, thread)
-  local cid = customer_of(keys, tkey, thread)
+local function context(keys, tkey, thread, routed)
+  local cid = customer_of(keys, tkey, thread, routed)
   if not cid then return false end
   local recent = {}
   if limit > 0 then
@@ -34,6 +38,6 @@ end
 local out = {}
 for i = 3, #ARGV do
   local m = cmsgpack.unpack(ARGV[i])
-  out[#out + 1] = context(m[1], m[2], m[3])
+  out[#out + 1] = context(m[1], m[2], m[3], m[4] == '1')
 end
 return cmsgpack.pack(out)

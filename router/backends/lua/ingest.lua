@@ -33,30 +33,9 @@ local function duplicate(seen)
     routed and 1 or 0}
 end
 
--- Lua's < on strings follows the server's locale (strcoll); ids compare by bytes, as
--- UTF-8 byte order is code point order, Python's order.
-local function bytes_less(x, y)
-  for i = 1, math.min(#x, #y) do
-    local a, b = string.byte(x, i), string.byte(y, i)
-    if a ~= b then return a < b end
-  end
-  return #x < #y
-end
-
-local function older(x, y, created_x, created_y)
-  if created_x ~= created_y then return created_x < created_y end
-  return bytes_less(x, y)
-end
-
 -- Merge every owner into the oldest; returns the survivor and the merged ids.
 local function unite(owners, key_of)
-  local winner, winner_created = nil, nil
-  for _, o in ipairs(owners) do
-    local created = tonumber(call('HGET', k('cust', o), 'created'))
-    if not winner or older(o, winner, created, winner_created) then
-      winner, winner_created = o, created
-    end
-  end
+  local winner = oldest(owners)
   local merged = {}
   for _, o in ipairs(owners) do
     if o ~= winner then
@@ -90,22 +69,6 @@ local function within_window(state, resolved)
     and tonumber(received) - tonumber(resolved) <= window
 end
 
--- The customer of the conversation on the thread key, when it is open or pending, this
--- message reopens it, or only recorded messages made it (a routed message adopts it);
--- for a message routed nowhere, in any state.
-local function thread_customer()
-  if thread == '' then return nil end
-  local conv = call('HGET', THREAD, tkey)
-  if not conv then return nil end
-  local f = call('HMGET', k('conv', conv), 'state', 'customer', 'resolved', 'recorded')
-  if not f[2] then return nil end
-  if not routed or f[4] == '1' or f[1] == 'open' or f[1] == 'pending'
-    or within_window(f[1], f[3]) then
-    return f[2]
-  end
-  return nil
-end
-
 local function find_customer()
   local owners, key_of, current = owners_of(verified)
   if #owners == 1 then return owners[1], {}, current end
@@ -113,7 +76,7 @@ local function find_customer()
     local winner, merged = unite(owners, key_of)
     return winner, merged, current
   end
-  return thread_customer(), {}, current
+  return thread_owner(verified, tkey, thread, routed, within_window), {}, current
 end
 
 local function claim_identities(cust, current, is_new)
