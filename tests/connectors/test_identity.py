@@ -178,6 +178,7 @@ async def test_a_similar_name_never_merges(client: Client) -> None:
     await email(client, "maria.lopez@example.com", "Maria Lopez", "Hello")
     await whatsapp(client, "34600999888", "María López", "Hola, otra persona")
     await sms(client, "+34600777666", "Maria Lopez here, different phone")
+    await sms(client, "+34600555444", "Maria Lopez again? No: another one, same business number")
     await email(client, "maria.lopez@example.org", "Maria Lopez", "A different Maria")
     owners = {
         key: await customer_of(client, key)
@@ -186,11 +187,12 @@ async def test_a_similar_name_never_merges(client: Client) -> None:
             "email:maria.lopez@example.com",
             "phone:+34600999888",
             "phone:+34600777666",
+            "phone:+34600555444",
             "email:maria.lopez@example.org",
         )
     }
     ids = {key: c["customer_id"] for key, c in owners.items() if c is not None}
-    assert len(ids) == 5
-    assert len(set(ids.values())) == 5, f"people with similar names were merged: {ids}"
+    assert len(ids) == 6
+    assert len(set(ids.values())) == 6, f"people with similar names were merged: {ids}"
     for customer_id in ids.values():
         assert len(await history(client, customer_id)) == 1
