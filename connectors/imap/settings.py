@@ -1,0 +1,74 @@
+"""``[connectors.imap]``: the mailbox the poller reads, and how often."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from connectors.email import EmailOptions
+from connectors.email.fields import DEFAULT_MAX_ATTACHMENT_BYTES
+from router.settings import Secret
+
+
+def _port(value: Any) -> str | None:
+    return None if 1 <= value <= 65535 else "must be a TCP port, 1 to 65535"
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be above 0"
+
+
+def _mailbox(value: Any) -> str | None:
+    if value and value.isascii() and value.isprintable():
+        return None
+    return "must be a printable ASCII mailbox name (as the server lists it)"
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    host: str
+    user: str
+    password: Secret
+    port: int = 993
+    tls: bool = True
+    """TLS from the first byte (port 993); false only for a server on loopback."""
+    mailbox: str = "INBOX"
+    poll_s: float = 60.0
+    """How often to look for new mail when the server has no IDLE (or ``idle`` is false)."""
+    idle: bool = True
+    """Wait with IMAP IDLE when the server offers it: new mail is taken at once."""
+    idle_renew_s: float = 29 * 60.0
+    """IDLE is re-issued this often (servers may drop an IDLE after 30 minutes; lower it
+    behind a NAT that forgets quiet connections sooner)."""
+    own_addresses: tuple[str, ...] = ()
+    max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
+    timeout_s: float = 30.0
+    """How long one IMAP command may take before the connection counts as lost."""
+    reconnect_min_s: float = 1.0
+    reconnect_max_s: float = 300.0
+    """After a lost connection, the pause before reconnecting starts at ``reconnect_min_s``
+    and doubles with each failure in a row, up to ``reconnect_max_s``."""
+
+    checks = MappingProxyType(
+        {
+            "port": _port,
+            "mailbox": _mailbox,
+            "poll_s": _positive,
+            "idle_renew_s": _positive,
+            "max_attachment_bytes": _positive,
+            "timeout_s": _positive,
+            "reconnect_min_s": _positive,
+            "reconnect_max_s": _positive,
+        }
+    )
+
+    @property
+    def options(self) -> EmailOptions:
+        return EmailOptions(
+            own_addresses=self.own_addresses, max_attachment_bytes=self.max_attachment_bytes
+        )
+
+    @property
+    def cursor_key(self) -> str:
+        return f"imap:{self.user}@{self.host}/{self.mailbox}"

@@ -1,0 +1,64 @@
+"""``[connectors.smtp]``: where the listener binds, whom it takes mail for, how much."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from connectors.email import EmailOptions
+from connectors.email.fields import DEFAULT_MAX_ATTACHMENT_BYTES
+
+
+def _port(value: Any) -> str | None:
+    return None if 1 <= value <= 65535 else "must be a TCP port, 1 to 65535"
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be above 0"
+
+
+def _domains(value: Any) -> str | None:
+    bad = [d for d in value if not d or "@" in d or " " in d]
+    return f"not domain names: {', '.join(map(repr, bad))}" if bad else None
+
+
+def _addresses(value: Any) -> str | None:
+    bad = [a for a in value if a.count("@") != 1 or a.startswith("@") or a.endswith("@")]
+    return f"not addresses (local@domain): {', '.join(map(repr, bad))}" if bad else None
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = "127.0.0.1"
+    """The address the listener binds."""
+    port: int = 2525
+    own_addresses: tuple[str, ...] = ()
+    """The support addresses (see ``EmailOptions``); mail for them is accepted too."""
+    accept_domains: tuple[str, ...] = ()
+    """Mail for any address at these domains is accepted (``acme.example``)."""
+    recipients: tuple[str, ...] = ()
+    """Mail for these addresses (and their plus-addresses) is accepted; any other
+    recipient gets 550: the listener is never an open relay."""
+    max_message_bytes: int = 25 * 1024 * 1024
+    """A larger message gets 552 (announced as the ESMTP ``SIZE``)."""
+    max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
+    hostname: str = ""
+    """The name in the greeting and ``EHLO`` answer; empty: this machine's host name."""
+
+    checks = MappingProxyType(
+        {
+            "port": _port,
+            "max_message_bytes": _positive,
+            "max_attachment_bytes": _positive,
+            "accept_domains": _domains,
+            "recipients": _addresses,
+            "own_addresses": _addresses,
+        }
+    )
+
+    @property
+    def options(self) -> EmailOptions:
+        return EmailOptions(
+            own_addresses=self.own_addresses, max_attachment_bytes=self.max_attachment_bytes
+        )
