@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 
 from connectors.base import Connector, ConnectorClass, ConnectorContext, Manifest
+from router.clock import SystemClock
 from router.errors import ConfigError
 
 log = structlog.get_logger("connectors")
@@ -91,9 +92,21 @@ def load_settings(raw: Any, env: Mapping[str, str], problems: list[str]) -> dict
         built = build_table(
             f"connectors.{name}", manifest.settings, table, env, problems, checks=checks
         )
-        if built is not None:
+        if built is not None and _constructs(name, usable[name], built, problems):
             out[name] = built
     return out
+
+
+def _constructs(name: str, found: Installed, settings: Any, problems: list[str]) -> bool:
+    """Whether the connector accepts its settings (the checks across keys live in its
+    constructor), so ``check-config`` reports what start-up would refuse."""
+    assert found.cls is not None
+    try:
+        found.cls(settings, ConnectorContext(clock=SystemClock()))
+    except ValueError as exc:
+        problems.append(f"[connectors.{name}]: {exc}")
+        return False
+    return True
 
 
 def build(settings: Mapping[str, Any], context: ConnectorContext) -> dict[str, Connector]:

@@ -119,3 +119,12 @@ async def test_unconfigured_connector_is_404(client: Client) -> None:
     status, answer = await post_webhook(client, "slack", b"{}", {})
     assert status == 404
     assert answer["error"]["code"] == "not_found"
+
+
+def test_check_across_keys_is_reported_at_load(tmp_path: Path) -> None:
+    """What a connector's constructor refuses stops ``check-config`` too, not only start-up."""
+    path = tmp_path / "omniroute.toml"
+    path.write_text("[connectors.smtp]\nport = 2525\n")
+    with pytest.raises(ConfigError) as caught:
+        load(path, env={"OMNIROUTE_DATA_DIR": str(tmp_path)})
+    assert any(p.startswith("[connectors.smtp]: set accept_domains") for p in caught.value.problems)
