@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from router.clock import Clock
-from router.errors import Unauthorized
+from router.errors import NotFound, Unauthorized
 from router.ledger import DeliveryReport
 from router.models import Channel, InboundMessage
 
@@ -245,9 +245,32 @@ class WebhookOnly:
     manifest: ClassVar[Manifest]
 
     def handshake(self, request: WebhookRequest) -> Reply:
-        from router.errors import NotFound
-
         raise NotFound(f"connector {self.manifest.name!r} has no GET handshake")
 
     def service(self) -> Service | None:
         return None
+
+
+class NoWebhook:
+    """Defaults for a connector with no webhook (``manifest.webhook`` False: a listener,
+    a poller, the web chat). The webhook route refuses it before calling any of these;
+    called anyway, they raise ``NotFound`` saying where its messages come from."""
+
+    manifest: ClassVar[Manifest]
+    instead: ClassVar[str]
+    """Where the messages come from instead: ``it reads its mailbox itself``."""
+
+    def handshake(self, request: WebhookRequest) -> Reply:
+        raise self._no_webhook()
+
+    def verify(self, request: WebhookRequest) -> Verified:
+        raise self._no_webhook()
+
+    async def parse(self, request: WebhookRequest) -> Parsed:
+        raise self._no_webhook()
+
+    def service(self) -> Service | None:
+        return None
+
+    def _no_webhook(self) -> NotFound:
+        return NotFound(f"the {self.manifest.name} connector has no webhook: {self.instead}")

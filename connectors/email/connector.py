@@ -5,23 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import ClassVar
 
-from connectors.base import (
-    ConnectorContext,
-    Manifest,
-    Parsed,
-    Reply,
-    Service,
-    Verified,
-    WebhookRequest,
-)
+from connectors.base import ConnectorContext, Manifest, NoWebhook, Parsed, WebhookRequest
 from connectors.email.mime import parse_email
 from connectors.email.settings import EmailSettings
-from router.errors import NotFound
 
 RAW_PATH = "/v1/connectors/email/raw"
 
 
-class EmailConnector:
+class EmailConnector(NoWebhook):
     manifest: ClassVar[Manifest] = Manifest(
         name="email",
         channel="email",
@@ -30,17 +21,12 @@ class EmailConnector:
         webhook=False,
         docs="https://www.rfc-editor.org/rfc/rfc5322",
     )
+    instead = f"POST message/rfc822 to {RAW_PATH}"
 
     def __init__(self, settings: EmailSettings, context: ConnectorContext) -> None:
         self.settings = settings
         self.options = settings.options
         self._context = context
-
-    def handshake(self, request: WebhookRequest) -> Reply:
-        raise NotFound(f"the email connector has no webhook; POST message/rfc822 to {RAW_PATH}")
-
-    def verify(self, request: WebhookRequest) -> Verified:
-        raise NotFound(f"the email connector has no webhook; POST message/rfc822 to {RAW_PATH}")
 
     async def parse(self, request: WebhookRequest) -> Parsed:
         """The raw message in ``request.body`` (the raw endpoint, API token checked),
@@ -52,6 +38,3 @@ class EmailConnector:
             received_at=request.received_at,
             via="raw",
         )
-
-    def service(self) -> Service | None:
-        return None

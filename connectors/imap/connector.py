@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from connectors.base import ConnectorContext, Manifest, Parsed, Reply, Verified, WebhookRequest
+from connectors.base import ConnectorContext, Manifest, NoWebhook
 from connectors.imap.poller import ImapPoller
 from connectors.imap.settings import ImapSettings
-from router.errors import NotFound
-
-NO_WEBHOOK = "the imap connector has no webhook: it reads its mailbox itself"
 
 
-class ImapConnector:
+class ImapConnector(NoWebhook):
     manifest: ClassVar[Manifest] = Manifest(
         name="imap",
         channel="email",
@@ -22,19 +19,11 @@ class ImapConnector:
         webhook=False,
         docs="https://www.rfc-editor.org/rfc/rfc3501",
     )
+    instead = "it reads its mailbox itself"
 
     def __init__(self, settings: ImapSettings, context: ConnectorContext) -> None:
         self.settings = settings
         self._poller = ImapPoller(settings, context.clock)
-
-    def handshake(self, request: WebhookRequest) -> Reply:
-        raise NotFound(NO_WEBHOOK)
-
-    def verify(self, request: WebhookRequest) -> Verified:
-        raise NotFound(NO_WEBHOOK)
-
-    async def parse(self, request: WebhookRequest) -> Parsed:
-        raise NotFound(NO_WEBHOOK)
 
     def service(self) -> ImapPoller:
         return self._poller

@@ -10,18 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar
 
-from connectors.base import ConnectorContext, Manifest, Parsed, Reply, Verified, WebhookRequest
+from connectors.base import ConnectorContext, Manifest, NoWebhook, Parsed
 from connectors.webchat import parse, tokens
 from connectors.webchat.frames import IdentifyFrame, MessageFrame
 from connectors.webchat.settings import WebChatSettings, normalize_origin
 from connectors.webchat.tokens import Claims
-from router.errors import NotFound, Unauthorized
+from router.errors import Unauthorized
 from router.ids import new_id
 
-_NO_WEBHOOK = "the webchat connector has no webhook: visitors connect to /v1/chat/ws"
 
-
-class WebChatConnector:
+class WebChatConnector(NoWebhook):
     manifest: ClassVar[Manifest] = Manifest(
         name="webchat",
         channel="chat",
@@ -30,6 +28,7 @@ class WebChatConnector:
         webhook=False,
         docs="connectors/README.md#webchat",
     )
+    instead = "visitors connect to /v1/chat/ws"
 
     def __init__(self, settings: WebChatSettings, context: ConnectorContext) -> None:
         self.settings = settings
@@ -39,22 +38,6 @@ class WebChatConnector:
             max_message_chars=settings.max_message_chars,
             max_attachment_bytes=settings.max_attachment_bytes,
         )
-
-    # --- the connector interface: no webhook, no listener -------------------------------
-
-    def handshake(self, request: WebhookRequest) -> Reply:
-        raise NotFound(_NO_WEBHOOK)
-
-    def verify(self, request: WebhookRequest) -> Verified:
-        raise NotFound(_NO_WEBHOOK)
-
-    async def parse(self, request: WebhookRequest) -> Parsed:
-        raise NotFound(_NO_WEBHOOK)
-
-    def service(self) -> None:
-        return None
-
-    # --- the chat -----------------------------------------------------------------------
 
     @property
     def max_frame_bytes(self) -> int:
