@@ -1,6 +1,7 @@
 """What the inbound-email webhooks (``postmark``, ``mailgun``, ``sendgrid``) share: the
-settings each has, HTTP basic auth, timestamp freshness, and the provider's own ids on
-the message the email core (``connectors.email``) made.
+settings each has, HTTP basic auth, timestamp freshness, the numbered files of a form
+(Mailgun, SendGrid), and the provider's own ids on the message the email core
+(``connectors.email``) made.
 
 The mail itself is never interpreted here: each connector hands the provider's fields
 to ``email_message`` (or the raw MIME to ``parse_email``), so threading, auto-replies,
@@ -24,13 +25,16 @@ from typing import Any
 import msgspec
 
 from connectors.base import Parsed, WebhookRequest
-from connectors.email import EmailOptions
+from connectors.email import EmailAttachment, EmailOptions
 from connectors.email.fields import DEFAULT_MAX_ATTACHMENT_BYTES
+from connectors.forms import Form, FormPart
 from router.errors import InputError, Unauthorized
 from router.settings import Secret
 
 DEFAULT_MAX_BODY_BYTES = 30 * 1024 * 1024
 """Inbound mail with attachments is large: providers post up to 30 MB or so."""
+MAX_ATTACHMENTS = 500
+"""The most files a form may say it carries (Mailgun's and SendGrid's counts)."""
 
 Check = Callable[[Any], str | None]
 
@@ -134,6 +138,51 @@ def address(name: str | None, email: str) -> str:
 def shown_inline(content_id: str | None, html: str | None) -> bool:
     """Whether the HTML body shows the part with this Content-ID (``cid:<id>``)."""
     return bool(content_id and html and f"cid:{content_id}".lower() in html.lower())
+
+
+def numbered_files(form: Form, count_field: str, prefix: str) -> list[tuple[str, FormPart]]:
+    """The file parts ``<prefix>1`` .. ``<prefix><n>`` with their names, ``n`` being the
+    form's ``count_field`` (Mailgun's ``attachment-count``, SendGrid's ``attachments``);
+    ``InputError`` when the count is not a number up to ``MAX_ATTACHMENTS`` or a part
+    it counts is missing."""
+    count = form.text(count_field) or "0"
+    if not count.isdigit() or int(count) > MAX_ATTACHMENTS:
+        raise InputError(f"{count_field} must be an integer from 0 to {MAX_ATTACHMENTS}")
+    found = []
+    for index in range(1, int(count) + 1):
+        name = f"{prefix}{index}"
+        part = form.get(name)
+        if part is None:
+            raise InputError(f"{count_field} is {count} but {name} is missing")
+        found.append((name, part))
+    return found
+
+
+def content_ids(form: Form, map_field: str) -> dict[str, str]:
+    """The form's JSON ``map_field`` (``<content-id>`` -> file field: Mailgun's
+    ``content-id-map``, SendGrid's ``content-ids``) turned around: file field -> its
+    Content-ID, without ``<>``."""
+    given: dict[str, str] = json_field(form.text(map_field), dict[str, str], map_field) or {}
+    return {field: cid.strip().strip("<>") for cid, field in given.items()}
+
+
+def file_attachment(
+    part: FormPart,
+    html: str | None,
+    content_id: str | None,
+    *,
+    name: str | None = None,
+    content_type: str | None = None,
+) -> EmailAttachment:
+    """A posted file as an attachment: ``name`` and ``content_type`` (what the provider
+    says of it elsewhere) before the part's own; inline when the HTML shows it."""
+    return EmailAttachment(
+        name=name or part.filename or None,
+        content_type=content_type or part.content_type or "application/octet-stream",
+        content=part.value,
+        content_id=content_id,
+        inline=shown_inline(content_id, html),
+    )
 
 
 def base64_content(content: str, what: str) -> bytes:

@@ -21,12 +21,16 @@ import msgspec
 
 from connectors.base import Parsed
 from connectors.email import EmailAttachment, EmailFields, EmailOptions, email_message, parse_email
-from connectors.email_hooks import json_field, shown_inline, with_attributes
+from connectors.email_hooks import (
+    content_ids,
+    file_attachment,
+    json_field,
+    numbered_files,
+    with_attributes,
+)
 from connectors.forms import Form
-from router.errors import InputError
 
 VIA = "mailgun"
-MAX_ATTACHMENTS = 500
 FIELD_HEADERS = (
     ("from", "From"),
     ("To", "To"),
@@ -89,35 +93,9 @@ def headers(form: Form) -> tuple[tuple[str, str], ...]:
 
 
 def _files(form: Form, html: str | None) -> list[EmailAttachment]:
-    count = form.text("attachment-count") or "0"
-    if not count.isdigit() or int(count) > MAX_ATTACHMENTS:
-        raise InputError(f"attachment-count must be an integer from 0 to {MAX_ATTACHMENTS}")
-    content_ids = _content_ids(form)
-    found = []
-    for index in range(1, int(count) + 1):
-        name = f"attachment-{index}"
-        part = form.get(name)
-        if part is None:
-            raise InputError(f"attachment-count is {count} but {name} is missing")
-        content_id = content_ids.get(name)
-        found.append(
-            EmailAttachment(
-                name=part.filename or None,
-                content_type=part.content_type or "application/octet-stream",
-                content=part.value,
-                content_id=content_id,
-                inline=shown_inline(content_id, html),
-            )
-        )
-    return found
-
-
-def _content_ids(form: Form) -> dict[str, str]:
-    """``content-id-map`` turned around: ``attachment-<n>`` -> its Content-ID, no ``<>``."""
-    given: dict[str, str] = (
-        json_field(form.text("content-id-map"), dict[str, str], "content-id-map") or {}
-    )
-    return {field: cid.strip().strip("<>") for cid, field in given.items()}
+    files = numbered_files(form, "attachment-count", "attachment-")
+    ids = content_ids(form, "content-id-map")
+    return [file_attachment(part, html, ids.get(name)) for name, part in files]
 
 
 def _stored(form: Form) -> list[EmailAttachment]:

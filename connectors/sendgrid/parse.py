@@ -25,12 +25,10 @@ from connectors.email import (
     parse_email,
     split_headers,
 )
-from connectors.email_hooks import json_field, shown_inline
-from connectors.forms import Form
-from router.errors import InputError
+from connectors.email_hooks import content_ids, file_attachment, json_field, numbered_files
+from connectors.forms import Form, FormPart
 
 VIA = "sendgrid"
-MAX_ATTACHMENTS = 500
 FIELD_HEADERS = (("from", "From"), ("to", "To"), ("cc", "Cc"), ("subject", "Subject"))
 """(form field, header) added when the ``headers`` block lacks the header."""
 
@@ -83,39 +81,24 @@ def _headers(form: Form, text: Callable[[str], str | None]) -> tuple[tuple[str, 
 
 
 def _attachments(form: Form, html: str | None) -> list[EmailAttachment]:
-    count = form.text("attachments") or "0"
-    if not count.isdigit() or int(count) > MAX_ATTACHMENTS:
-        raise InputError(f"attachments must be an integer from 0 to {MAX_ATTACHMENTS}")
+    files = numbered_files(form, "attachments", "attachment")
     info: dict[str, AttachmentInfo] = (
         json_field(form.text("attachment-info"), dict[str, AttachmentInfo], "attachment-info") or {}
     )
-    content_ids = _content_ids(form)
-    found = []
-    for index in range(1, int(count) + 1):
-        name = f"attachment{index}"
-        part = form.get(name)
-        if part is None:
-            raise InputError(f"attachments is {count} but {name} is missing")
-        given = info.get(name, AttachmentInfo())
-        content_id = given.content_id.strip().strip("<>") or content_ids.get(name)
-        found.append(
-            EmailAttachment(
-                name=given.filename or given.name or part.filename or None,
-                content_type=given.type or part.content_type or "application/octet-stream",
-                content=part.value,
-                content_id=content_id,
-                inline=shown_inline(content_id, html),
-            )
-        )
-    return found
+    ids = content_ids(form, "content-ids")
+    return [
+        _file(part, html, info.get(name, AttachmentInfo()), ids.get(name)) for name, part in files
+    ]
 
 
-def _content_ids(form: Form) -> dict[str, str]:
-    """``content-ids`` turned around: ``attachment<n>`` -> its Content-ID, no ``<>``."""
-    given: dict[str, str] = (
-        json_field(form.text("content-ids"), dict[str, str], "content-ids") or {}
-    )
-    return {field: cid.strip().strip("<>") for cid, field in given.items()}
+def _file(
+    part: FormPart, html: str | None, given: AttachmentInfo, mapped: str | None
+) -> EmailAttachment:
+    """A file with what ``attachment-info`` says of it (its Content-ID first, then the
+    ``content-ids`` map's)."""
+    content_id = given.content_id.strip().strip("<>") or mapped
+    name = given.filename or given.name
+    return file_attachment(part, html, content_id, name=name, content_type=given.type)
 
 
 def _recipients(form: Form) -> tuple[str, ...]:
