@@ -173,7 +173,12 @@ class Ingestor:
 
     async def _read_contexts(self, messages: Sequence[NormalizedMessage]) -> list[RoutingContext]:
         since = self._clock.now() - timedelta(seconds=self._policy.context_window_s)
-        return await self._store.contexts(messages, since=since, limit=CONTEXT_RECENT_LIMIT)
+        return await self._store.contexts(
+            messages,
+            since=since,
+            limit=CONTEXT_RECENT_LIMIT,
+            reopen_window_s=self._reopen_window_s,
+        )
 
     def normalize(self, message: InboundMessage) -> NormalizedMessage:
         return normalize(message, received_at=self._clock.now(), default_region=self._region)

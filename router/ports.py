@@ -61,19 +61,23 @@ class Store(Protocol):
            customer. Several: merge them all into the oldest (``created_at``, then id) with
            reason ``identity:<key>`` and list the losers in ``merged``. None: a new customer
            with ``new_customer_id`` -- except that a message with *no verified identity at
-           all* and a thread takes the customer of the thread key's conversation (the newest
-           there; when several customers have one on the key and the newest is resolved,
-           which one counts is not pinned down) when that is open or pending, or resolved at
-           most ``reopen_window_s`` before ``received_at`` (step 3 reopens it), or
-           ``recorded_only`` (step 3 adopts it). A thread key is not a verified identifier
-           (a shared business number, a group chat): a verified identity nobody owns yet is
-           never attached to a customer through it, so two people writing on one thread stay
-           two customers, each with a conversation of their own. Then every verified
-           identity is owned by that customer. Each *unverified* identity not already
-           verified on that customer becomes (or stays) a suggested link, with
-           ``other_customer_id`` set when another live customer owns it verified.
-           ``sender_name`` fills an empty name; ``customer_attributes`` are merged into the
-           profile (message wins).
+           all* and a thread takes the customer of *the thread's conversation*, whoever's
+           it is: of all the conversations on its thread key, the newest open or pending one
+           (``created_at``, then the greatest id), else the one resolved last
+           (``resolved_at``, then the greatest id; one without ``resolved_at`` counts as
+           resolved first). It counts when it is open or pending, or resolved at most
+           ``reopen_window_s`` before ``received_at`` (step 3 reopens it), or
+           ``recorded_only`` (step 3 adopts it). On a shared thread the message joins the
+           conversation going on there: an open one, even when a newer one of someone else
+           is resolved; with none open, the one whose resolution it follows. A thread key is
+           not a verified identifier (a shared business number, a group chat): a verified
+           identity nobody owns yet is never attached to a customer through it, so two
+           people writing on one thread stay two customers, each with a conversation of
+           their own. Then every verified identity is owned by that customer. Each
+           *unverified* identity not already verified on that customer becomes (or stays) a
+           suggested link, with ``other_customer_id`` set when another live customer owns it
+           verified. ``sender_name`` fills an empty name; ``customer_attributes`` are merged
+           into the profile (message wins).
         3. Conversation: the customer's *open or pending* conversation with the same
            thread key (source + thread); or its *resolved* one on that thread key when
            resolved at most ``reopen_window_s`` before ``received_at``, which is
@@ -107,16 +111,17 @@ class Store(Protocol):
 
         A message that is not routed (``NormalizedMessage.routed`` False: an auto-reply or a
         bounce) is recorded and nothing else: steps 1, 2 and 4 as above, except that with no
-        verified identity at all its customer is the one of the conversation on its thread
-        key *in any state*; it joins the customer's newest conversation on its thread key
-        whatever its state, changing nothing of it but ``message_count`` (no state change,
-        no reopen, no backlog item, no timers, ``recorded_only`` as it was); with none, a
-        new conversation (``new_conversation_id``) is created already ``resolved``
-        (``resolved_at`` = ``received_at``) with the decision's queue, priority, deadline,
-        skills and tags, no ``sla``, no timers and ``recorded_only=True``. Its result has
-        ``routed=False`` and ``item_id=None``. A routed message with no verified identity
-        finds the customer of a ``recorded_only`` conversation on its thread key in any
-        state (step 2), so it adopts it (step 3) however long ago it was resolved.
+        verified identity at all its customer is the one of the thread's conversation (as
+        step 2 picks it) *in any state*; it joins the customer's newest conversation on its
+        thread key whatever its state, changing nothing of it but ``message_count`` (no
+        state change, no reopen, no backlog item, no timers, ``recorded_only`` as it was);
+        with none, a new conversation (``new_conversation_id``) is created already
+        ``resolved`` (``resolved_at`` = ``received_at``) with the decision's queue,
+        priority, deadline, skills and tags, no ``sla``, no timers and
+        ``recorded_only=True``. Its result has ``routed=False`` and ``item_id=None``. A
+        routed message with no verified identity whose thread's conversation is
+        ``recorded_only`` finds its customer (step 2), so it adopts it (step 3) however long
+        ago it was resolved.
         """
         ...
 
@@ -175,20 +180,28 @@ class Store(Protocol):
     async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
 
     async def contexts(
-        self, messages: Sequence[NormalizedMessage], *, since: datetime, limit: int
+        self,
+        messages: Sequence[NormalizedMessage],
+        *,
+        since: datetime,
+        limit: int,
+        reopen_window_s: float = 0.0,
     ) -> list[RoutingContext]:
         """What the rules need to know about each message's sender, one per message.
 
         The customer is the one ``ingest`` step 2 picks, without merging or creating anyone:
         the oldest (``created_at``, then id) live owner of the message's *verified*
         identities; with none owned, only a message with no verified identity at all and a
-        thread gets the customer of the conversation on its thread key when it is open or
-        pending or ``recorded_only``, or (a message routed nowhere) in any state; else None
-        (an empty context: ingest makes a new customer). The reopen window is the ingest
-        request's and unknown here, so a resolved conversation the message would reopen does
-        not count. ``recent`` holds the ``sent_at`` of that customer's stored messages with
-        ``sent_at >= since``, newest first, at most ``limit``. ``last_agent`` is the agent
-        of the customer's newest ``served_by`` record."""
+        thread gets the customer of the thread's conversation (as step 2 picks it) when it
+        is open or pending, ``recorded_only``, or resolved at most ``reopen_window_s``
+        before the message's ``received_at``, or (a message routed nowhere) in any state;
+        else None (an empty context: ingest makes a new customer). ``reopen_window_s``
+        stands for the window the message's ``IngestRequest`` will carry: pass the same one,
+        or a message that would reopen a resolved conversation gets an empty context while
+        ingest gives it that conversation's customer. ``recent`` holds the ``sent_at`` of
+        that customer's stored messages with ``sent_at >= since``, newest first, at most
+        ``limit``. ``last_agent`` is the agent of the customer's newest ``served_by``
+        record."""
         ...
 
     async def update_conversation(

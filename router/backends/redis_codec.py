@@ -125,7 +125,7 @@ def ingest_arg(request: IngestRequest) -> bytes:
             verified,
             suggested,
             _attributes(m.customer_attributes),
-            str(round(request.reopen_window_s * 1_000_000)),
+            window_arg(request.reopen_window_s),
             _json.encode(decision.skills).decode(),
             _json.encode(decision.tags).decode(),
             _json.encode(decision.sla).decode() if decision.sla is not None else "",
@@ -169,7 +169,13 @@ def read_timer(key: str | bytes, due_us: str | bytes | float) -> Timer:
 def context_arg(message: NormalizedMessage) -> bytes:
     keys = [identity.key for identity in message.verified]
     routed = "1" if message.routed else "0"
-    return _msgpack.encode([keys, message.thread_key, message.thread or "", routed])
+    received = str(to_us(message.received_at))
+    return _msgpack.encode([keys, message.thread_key, message.thread or "", routed, received])
+
+
+def window_arg(window_s: float) -> str:
+    """A reopen window in µs, as the scripts compare it with times."""
+    return str(round(window_s * 1_000_000))
 
 
 def update_arg(update: ConversationUpdate) -> bytes:

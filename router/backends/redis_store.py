@@ -22,8 +22,15 @@ and must not contain NUL::
 
     {P}:dedupe              hash  "<source>\\0<external_id>" -> "<message_id>\\0<conversation_id>"
     {P}:ident               hash  verified identity key "kind:value" -> live owner id
-    {P}:thread              hash  "<source>\\0<thread>" -> newest conversation on that thread
-                                  (finds the customer of a message without verified ids)
+    {P}:tlive:<tkey>        zset  the open or pending conversations on thread key <tkey>
+                                  ("<source>\\0<thread>") -> created µs
+    {P}:tdone:<tkey>        zset  the resolved ones -> resolved µs (0 without): the thread's
+                                  conversation, which gives a message without verified ids
+                                  its customer, is tlive's last member, else tdone's
+                                  (equal scores: the greatest id)
+    {P}:thread              hash  "<source>\\0<thread>" -> the newest conversation on that
+                                  thread, as stored before tlive and tdone (no longer
+                                  written): read for a thread key in neither
     {P}:served              hash  customer id -> "<at µs>\\0<agent>", its newest served_by
                                   (a merge keeps the newer of the two)
     {P}:cust:<cid>          hash  name, created (µs), merged_into
@@ -332,13 +339,19 @@ class RedisStore:
         return [codec.read_merge(blob) for blob in blobs]
 
     async def contexts(
-        self, messages: Sequence[NormalizedMessage], *, since: datetime, limit: int
+        self,
+        messages: Sequence[NormalizedMessage],
+        *,
+        since: datetime,
+        limit: int,
+        reopen_window_s: float = 0.0,
     ) -> list[RoutingContext]:
         if not messages:
             return []
         since_member = f"[{codec.to_us(since) + codec.HIST_OFFSET_US:018d}"
+        window = codec.window_arg(reopen_window_s)
         args = [codec.context_arg(message) for message in messages]
-        packed = await self._run(self._scripts.contexts, since_member, max(limit, 0), *args)
+        packed = await self._run(self._scripts.contexts, since_member, max(limit, 0), window, *args)
         return [codec.read_context(view) for view in codec.unpack(packed)]
 
     async def update_conversation(

@@ -22,7 +22,8 @@ from router.models import (
 
 from .sqlite_merge import move, put_customer, suggestions
 from .sqlite_read import decode_conversation, encode, load_customer
-from .sqlite_thread import record, route, thread_owner
+from .sqlite_thread import record, route
+from .sqlite_thread_owner import thread_owner
 
 _DEDUPE = "SELECT (SELECT message_id FROM messages WHERE source = ? AND external_id = ?)"
 _OWNER = ", (SELECT customer_id FROM identities WHERE key = ?)"

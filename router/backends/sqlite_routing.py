@@ -27,13 +27,13 @@ from router.models import (
 from router.urgency import rescore, score
 
 from .sqlite_read import decode_conversation, decode_item, encode, find_customer, get_customer
-from .sqlite_thread import thread_owner
+from .sqlite_thread_owner import move_on_thread, thread_owner, thread_place
 from .sqlite_timers import arm, disarm, from_us, to_us
 
 _CONVERSATION = """SELECT c.customer_id, c.body, b.score, b.queue, b.body
     FROM conversations c LEFT JOIN backlog b ON b.item_id = c.waiting_item AND b.released = 0
     WHERE c.conversation_id = ?"""
-_PUT_CONVERSATION = """UPDATE conversations SET state = ?, waiting_item = ?, body = ?
+_PUT_CONVERSATION = """UPDATE conversations SET waiting_item = ?, body = ?
     WHERE conversation_id = ?"""
 _PUT_ITEM = "UPDATE backlog SET queue = ?, score = ?, body = ? WHERE item_id = ?"
 _NEW_ITEM = """INSERT INTO backlog (item_id, queue, score, conversation_id, body)
@@ -74,6 +74,7 @@ def update_conversation(
             f"conversation {conversation_id} is at version {conversation.version}, "
             f"not {update.expected_version}"
         )
+    was = thread_place(conversation)
     for field in _FIELDS:
         value = getattr(update, field)
         if value is not msgspec.UNSET:
@@ -98,9 +99,8 @@ def update_conversation(
         db.execute(_SERVED_BY, (customer_id, to_us(at), update.served_by))
     conversation.version += 1
     conversation.item_id = waiting
-    db.execute(
-        _PUT_CONVERSATION, (conversation.state, waiting, encode(conversation), conversation_id)
-    )
+    db.execute(_PUT_CONVERSATION, (waiting, encode(conversation), conversation_id))
+    move_on_thread(db, conversation, was)
     return conversation
 
 
@@ -161,15 +161,23 @@ def _offer(db: sqlite3.Connection, item: BacklogItem, queue: str | None) -> None
 
 
 def contexts(
-    db: sqlite3.Connection, messages: Sequence[NormalizedMessage], since: datetime, limit: int
+    db: sqlite3.Connection,
+    messages: Sequence[NormalizedMessage],
+    since: datetime,
+    limit: int,
+    reopen_window_s: float,
 ) -> list[RoutingContext]:
-    return [_context(db, message, since, limit) for message in messages]
+    return [_context(db, message, since, limit, reopen_window_s) for message in messages]
 
 
 def _context(
-    db: sqlite3.Connection, message: NormalizedMessage, since: datetime, limit: int
+    db: sqlite3.Connection,
+    message: NormalizedMessage,
+    since: datetime,
+    limit: int,
+    reopen_window_s: float,
 ) -> RoutingContext:
-    customer = _sender(db, message)
+    customer = _sender(db, message, reopen_window_s)
     if customer is None:
         return RoutingContext()
     customer_id = customer.customer_id
@@ -185,14 +193,15 @@ def _context(
     return context
 
 
-def _sender(db: sqlite3.Connection, message: NormalizedMessage) -> Customer | None:
+def _sender(
+    db: sqlite3.Connection, message: NormalizedMessage, reopen_window_s: float
+) -> Customer | None:
     """The customer ``Store.ingest`` step 2 picks, without merging: the oldest live owner
-    of the verified identities (the others would merge into it), else ``thread_owner``'s.
-    The reopen window is the ingest request's, unknown here: a resolved conversation on
-    the thread counts only where ingest counts it in any state."""
+    of the verified identities (the others would merge into it), else ``thread_owner``'s
+    (the caller's reopen window standing in for the ingest request's)."""
     owners = {owner for i in message.verified if (owner := find_customer(db, i.key)) is not None}
     if not owners:
-        owner = thread_owner(db, message, window_s=0.0)
+        owner = thread_owner(db, message, reopen_window_s)
         owners = set() if owner is None else {owner}
     customers = [c for owner in owners if (c := get_customer(db, owner)) is not None]
     return min(customers, key=lambda c: (c.created_at, c.customer_id), default=None)

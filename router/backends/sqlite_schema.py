@@ -11,7 +11,9 @@ Tables::
     identities      key PK ("kind:value"), customer_id
                     verified identities of live customers only; a merge moves them
     conversations   conversation_id PK, customer_id, thread_key (source NUL thread),
-                    state, waiting_item (the last backlog item opened for it: it is the
+                    state, thread_order_us (created_at while open or pending, resolved_at
+                    once resolved, 0 without one: see ``sqlite_thread_owner``),
+                    waiting_item (the last backlog item opened for it: it is the
                     item waiting for it only while that row has released = 0),
                     body = Conversation
     messages        message_id PK, (source, external_id) UNIQUE (the dedupe key),
@@ -24,14 +26,14 @@ Tables::
     timers          key PK (``Timer.key``), at_us (due, µs since the epoch), body = Timer
     served_by       customer_id PK, at_us, agent: the customer's newest served-by record
 
-Indexes: identities by customer, conversations by (customer, thread key) and by
-thread key, messages by (customer, sent_ms, message_id) for history pages, waiting
-backlog items by (queue, score) (a partial index: a claim removes its entries, a
-settle has nothing left there to remove), released items by lease, merges by winner
-and by loser, offers by (queue, item_id), timers by (at_us, key). Writes leave an
-indexed column alone unless it changes, so a message dirties few pages; a claim writes
-no conversation (``waiting_item`` is read together with the item's ``released``, and
-so is a conversation's ``item_id`` whenever one is read).
+Indexes: identities by customer, conversations by (customer, thread key) and by (thread
+key, resolved or not, thread_order_us, id), messages by (customer, sent_ms, message_id)
+for history pages, waiting backlog items by (queue, score) (a partial index: a claim
+removes its entries, a settle has nothing left there to remove), released items by
+lease, merges by winner and by loser, offers by (queue, item_id), timers by (at_us,
+key). Writes leave an indexed column alone unless it changes, so a message dirties few
+pages; a claim writes no conversation (``waiting_item`` is read together with the item's
+``released``, and so is a conversation's ``item_id`` whenever one is read).
 
 Versions: 1 indexed every backlog item by (queue, released, score, item_id) and
 cleared ``waiting_item`` on claim; 2 has the partial index; 3 adds ``offers``,
@@ -41,17 +43,22 @@ file is migrated in place when opened (its ``waiting_item`` values stay correct 
 the version-2 reading). Message bodies later gained ``kind``, ``edited_at`` and
 ``revisions`` within version 3: an older body decodes to a message never edited, and
 queries read its kind as ``message``; an edit rewrites the body only. Conversation
-bodies gained ``recorded_only`` the same way (an older body: False).
+bodies gained ``recorded_only`` the same way (an older body: False). 4 adds
+``thread_order_us``, computed from each stored body, and orders the thread-key index by it.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from router.errors import BackendUnavailable
 
-SCHEMA_VERSION = 3
+from .sqlite_read import decode_conversation
+from .sqlite_thread_owner import thread_order_us
+
+SCHEMA_VERSION = 4
 
 PRAGMAS = (
     "journal_mode = WAL",
@@ -76,7 +83,6 @@ _TABLES = (
         body BLOB NOT NULL)""",
     """CREATE INDEX IF NOT EXISTS conversations_customer
         ON conversations (customer_id, thread_key)""",
-    "CREATE INDEX IF NOT EXISTS conversations_thread ON conversations (thread_key)",
     """CREATE TABLE IF NOT EXISTS messages (
         message_id TEXT PRIMARY KEY, source TEXT NOT NULL, external_id TEXT NOT NULL,
         customer_id TEXT NOT NULL, conversation_id TEXT NOT NULL,
@@ -105,14 +111,32 @@ _TABLES = (
         WITHOUT ROWID""",
 )
 
-# From version - 1 to version: statements run in the opening transaction.
-_MIGRATIONS: dict[int, tuple[str, ...]] = {
+
+def _order_threads(db: sqlite3.Connection) -> None:
+    """Version 4's ``thread_order_us`` of every stored conversation, from its body."""
+    rows = db.execute("SELECT conversation_id, body FROM conversations").fetchall()
+    db.executemany(
+        "UPDATE conversations SET thread_order_us = ? WHERE conversation_id = ?",
+        [(thread_order_us(decode_conversation(body)), cid) for cid, body in rows],
+    )
+
+
+# From version - 1 to version: statements (or functions of the connection) run in the
+# opening transaction. A new file runs them all, after ``_TABLES``.
+_MIGRATIONS: dict[int, tuple[str | Callable[[sqlite3.Connection], None], ...]] = {
     2: (
         "DROP INDEX IF EXISTS backlog_urgency",
         """CREATE INDEX IF NOT EXISTS backlog_waiting ON backlog (queue, score, item_id)
             WHERE released = 0""",
     ),
     3: (),  # new tables only: ``_TABLES`` creates them
+    4: (
+        "ALTER TABLE conversations ADD COLUMN thread_order_us INTEGER NOT NULL DEFAULT 0",
+        _order_threads,
+        "DROP INDEX IF EXISTS conversations_thread",
+        """CREATE INDEX conversations_on_thread ON conversations
+            (thread_key, state = 'resolved', thread_order_us DESC, conversation_id DESC)""",
+    ),
 }
 
 
@@ -144,8 +168,11 @@ def _create_schema(db: sqlite3.Connection) -> None:
                 f"reads up to {SCHEMA_VERSION}"
             )
         for step in range(2 if version is None else version + 1, SCHEMA_VERSION + 1):
-            for statement in _MIGRATIONS[step]:
-                db.execute(statement)
+            for migration in _MIGRATIONS[step]:
+                if isinstance(migration, str):
+                    db.execute(migration)
+                else:
+                    migration(db)
         if version is None:
             db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
         elif version < SCHEMA_VERSION:

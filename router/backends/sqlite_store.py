@@ -131,11 +131,18 @@ class SqliteStore:
         return await self._call(lambda db: read.merges(db.db, customer_id))
 
     async def contexts(
-        self, messages: Sequence[NormalizedMessage], *, since: datetime, limit: int
+        self,
+        messages: Sequence[NormalizedMessage],
+        *,
+        since: datetime,
+        limit: int,
+        reopen_window_s: float = 0.0,
     ) -> list[RoutingContext]:
         if not messages:
             return []
-        return await self._call(lambda db: routing.contexts(db.db, messages, since, limit))
+        return await self._call(
+            lambda db: routing.contexts(db.db, messages, since, limit, reopen_window_s)
+        )
 
     async def update_conversation(
         self, conversation_id: str, update: ConversationUpdate

@@ -4,7 +4,6 @@ thread key, reopened, or new) and the backlog item that carries it.
 A conversation on a thread key is looked up newest first, open or pending ones before
 resolved ones; a resolved one is reopened when the message arrives within the request's
 reopen window, else it is named as the new conversation's ``previous_conversation_id``.
-``thread_owner`` is step 2's fallback on the thread key (ingest and contexts share it).
 A message routed nowhere (``record``: an auto-reply, a bounce) joins the conversation
 that lookup finds whatever its state, as one more message and nothing else, or else
 creates one already resolved and ``recorded_only``; it has no item. A routed message
@@ -16,7 +15,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime, timedelta
 
 import msgspec
 
@@ -25,26 +23,22 @@ from router.models import (
     Conversation,
     ConversationState,
     IngestRequest,
-    NormalizedMessage,
     Timer,
 )
 from router.urgency import PRIORITY_SLOTS, of_decision
 
 from .sqlite_read import decode_conversation, decode_item, encode
+from .sqlite_thread_owner import Place, move_on_thread, thread_order_us, thread_place, within_window
 from .sqlite_timers import arm
 
 _ON_THREAD = """SELECT c.body, b.score, b.queue, b.body FROM conversations c
     LEFT JOIN backlog b ON b.item_id = c.waiting_item AND b.released = 0
     WHERE c.customer_id = ? AND c.thread_key = ?
     ORDER BY c.state = 'resolved', c.rowid DESC LIMIT 1"""
-# Open or pending first, else the newest resolved one (reopened within the window, or
-# adopted when only recorded messages made it).
-_THREAD_OWNER = """SELECT customer_id, state, body FROM conversations WHERE thread_key = ?
-    ORDER BY state = 'resolved', rowid DESC LIMIT 1"""
 _NEW_CONVERSATION = """INSERT INTO conversations
-    (conversation_id, customer_id, thread_key, state, waiting_item, body)
-    VALUES (?, ?, ?, ?, ?, ?)"""
-_UPDATE_CONVERSATION = """UPDATE conversations SET state = ?, waiting_item = ?, body = ?
+    (conversation_id, customer_id, thread_key, state, thread_order_us, waiting_item, body)
+    VALUES (?, ?, ?, ?, ?, ?, ?)"""
+_UPDATE_CONVERSATION = """UPDATE conversations SET waiting_item = ?, body = ?
     WHERE conversation_id = ?"""
 _NEW_ITEM = """INSERT INTO backlog (item_id, queue, score, conversation_id, body)
     VALUES (?, ?, ?, ?, ?)"""
@@ -76,35 +70,6 @@ class Routed:
         self.previous_state = previous_state
 
 
-def within_window(resolved_at: datetime | None, received_at: datetime, window_s: float) -> bool:
-    """A message received at most ``window_s`` after the resolution reopens."""
-    if resolved_at is None or window_s <= 0:
-        return False
-    return received_at - resolved_at <= timedelta(seconds=window_s)
-
-
-def thread_owner(db: sqlite3.Connection, message: NormalizedMessage, window_s: float) -> str | None:
-    """Step 2 when no verified identity is owned. Only a message with no verified
-    identity at all takes the customer on its thread (one with a verified identity is a
-    new customer: two people on a shared thread never become one); none without a thread
-    (the thread key would join strangers). That customer is the one of the thread's open
-    or pending conversation, or of its newest resolved one while the message would reopen
-    it (within ``window_s``) or adopt it (``recorded_only``); for a message routed
-    nowhere, in any state."""
-    if message.verified or message.thread is None:
-        return None
-    row = db.execute(_THREAD_OWNER, (message.thread_key,)).fetchone()
-    if row is None:
-        return None
-    customer_id, state, body = row
-    if state == "resolved" and message.routed:
-        conversation = decode_conversation(body)
-        reopens = within_window(conversation.resolved_at, message.received_at, window_s)
-        if not (reopens or conversation.recorded_only):
-            return None
-    return str(customer_id)
-
-
 def route(db: sqlite3.Connection, request: IngestRequest, customer_id: str) -> Routed:
     message = request.message
     row = db.execute(_ON_THREAD, (customer_id, message.thread_key)).fetchone()
@@ -114,6 +79,7 @@ def route(db: sqlite3.Connection, request: IngestRequest, customer_id: str) -> R
     conversation = decode_conversation(body)
     if conversation.recorded_only:
         return _adopt(db, request, customer_id, conversation)
+    was = thread_place(conversation)
     previous_state = conversation.state
     reopened = False
     if conversation.state == "resolved":
@@ -140,10 +106,7 @@ def route(db: sqlite3.Connection, request: IngestRequest, customer_id: str) -> R
         conversation.deadline = decision.deadline
         item = _new_item(db, request, conversation.conversation_id, decision.queue)
     conversation.item_id = item.item_id
-    db.execute(
-        _UPDATE_CONVERSATION,
-        (conversation.state, item.item_id, encode(conversation), conversation.conversation_id),
-    )
+    _save(db, conversation, item.item_id, was)
     return Routed(
         conversation, item, created=False, reopened=reopened, previous_state=previous_state
     )
@@ -188,17 +151,7 @@ def _resolved_conversation(
         tags=list(decision.tags),
         recorded_only=True,
     )
-    db.execute(
-        _NEW_CONVERSATION,
-        (
-            conversation.conversation_id,
-            customer_id,
-            message.thread_key,
-            conversation.state,
-            None,
-            encode(conversation),
-        ),
-    )
+    _insert(db, conversation, message.thread_key, None)
     return Routed(conversation, None, created=True, reopened=False)
 
 
@@ -207,17 +160,7 @@ def _new_conversation(
 ) -> Routed:
     conversation = _opened(request, customer_id, request.new_conversation_id, previous)
     item = _new_item(db, request, conversation.conversation_id, request.decision.queue)
-    db.execute(
-        _NEW_CONVERSATION,
-        (
-            conversation.conversation_id,
-            customer_id,
-            request.message.thread_key,
-            conversation.state,
-            item.item_id,
-            encode(conversation),
-        ),
-    )
+    _insert(db, conversation, request.message.thread_key, item.item_id)
     arm(db, request.decision.timers)
     return Routed(conversation, item, created=True, reopened=False)
 
@@ -240,12 +183,23 @@ def _adopt(
         version=recorded.version + 1,
     )
     item = _new_item(db, request, conversation.conversation_id, request.decision.queue)
-    db.execute(
-        _UPDATE_CONVERSATION,
-        (conversation.state, item.item_id, encode(conversation), conversation.conversation_id),
-    )
+    _save(db, conversation, item.item_id, thread_place(recorded))
     arm(db, _rekeyed(request.decision.timers, conversation.conversation_id))
     return Routed(conversation, item, created=True, reopened=False)
+
+
+def _insert(
+    db: sqlite3.Connection, conversation: Conversation, thread_key: str, waiting: str | None
+) -> None:
+    row = (conversation.conversation_id, conversation.customer_id, thread_key)
+    columns = (conversation.state, thread_order_us(conversation), waiting, encode(conversation))
+    db.execute(_NEW_CONVERSATION, row + columns)
+
+
+def _save(db: sqlite3.Connection, conversation: Conversation, waiting: str, was: Place) -> None:
+    """Write the conversation, last ``was`` (its place before) on its thread."""
+    db.execute(_UPDATE_CONVERSATION, (waiting, encode(conversation), conversation.conversation_id))
+    move_on_thread(db, conversation, was)
 
 
 def _rekeyed(timers: Sequence[Timer], conversation_id: str) -> list[Timer]:

@@ -394,3 +394,22 @@ async def test_a_conversation_stored_before_the_routing_fields_reads_with_defaul
         result.conversation_id, ConversationUpdate(expected_version=0, priority=1)
     )
     assert (updated.version, updated.priority) == (1, 1)
+
+
+async def test_a_thread_stored_before_its_indexes_still_finds_its_conversation(
+    redis_store: RedisStore, redis_prefix: str, admin: aioredis.Redis
+) -> None:
+    [first] = await redis_store.ingest([request("e1", email(1), thread="t")])
+    base, thread_key = f"{{{redis_prefix}}}:", "webchat\x00t"
+    # as stored before tlive and tdone: the thread hash names the conversation
+    await admin.delete(f"{base}tlive:{thread_key}")
+    await admin.hset(f"{base}thread", thread_key, first.conversation_id)
+    anonymous = request("e2", email(2, verified=False), thread="t")
+
+    [context] = await redis_store.contexts([anonymous.message], since=T0, limit=5)
+    [result] = await redis_store.ingest([anonymous])
+
+    assert context.customer_id == result.customer_id == first.customer_id
+    assert result.conversation_id == first.conversation_id
+    indexed = await admin.zrange(f"{base}tlive:{thread_key}", 0, -1)
+    assert indexed == [first.conversation_id]  # the routed message put it back in place

@@ -6,16 +6,37 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from router.backends.sqlite_schema import SCHEMA_VERSION
 from router.backends.sqlite_store import SqliteStore
 from router.errors import InvalidMessage
-from router.models import ConversationUpdate, ItemChange, NormalizedMessage, Revision, Timer
+from router.models import (
+    ConversationUpdate,
+    IngestRequest,
+    ItemChange,
+    NormalizedMessage,
+    Revision,
+    Timer,
+)
 
-from .test_store import HOUR, MARIA_EMAIL, T0, claim, depth, ingest_one, request, verified
+from .test_store import (
+    HOUR,
+    JOSE_PHONE,
+    MARIA_EMAIL,
+    MARIA_PHONE,
+    T0,
+    claim,
+    depth,
+    ingest_one,
+    request,
+    typed,
+    verified,
+)
 
 _V1_DDL = (
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
@@ -122,8 +143,47 @@ async def test_a_version_2_file_is_migrated_and_its_records_read(tmp_path: Path)
         tables = {row[0] for row in reopened.execute("SELECT name FROM sqlite_master")}
         (version,) = reopened.execute("SELECT version FROM schema_version").fetchone()
     reopened.close()
-    assert version == SCHEMA_VERSION == 3
+    assert version == SCHEMA_VERSION == 4
     assert {"offers", "timers", "served_by", "timers_due", "offers_queue"} <= tables
+    assert "conversations_on_thread" in tables
+    assert "conversations_thread" not in tables
+
+
+def _as_version_3(path: Path) -> None:
+    """Undo what version 4 added to a file."""
+    with sqlite3.connect(path) as db:
+        db.execute("DROP INDEX conversations_on_thread")
+        db.execute("ALTER TABLE conversations DROP COLUMN thread_order_us")
+        db.execute("CREATE INDEX conversations_thread ON conversations (thread_key)")
+        db.execute("UPDATE schema_version SET version = 3")
+    db.close()
+
+
+async def test_a_version_3_file_orders_the_conversations_on_a_thread(tmp_path: Path) -> None:
+    path = tmp_path / "v3.sqlite3"
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        # the ids run against the creation times, so only created_at picks the newer
+        await ingest_one(store, on_thread("e1", MARIA_PHONE, "cnv_z", T0))
+        newer = await ingest_one(store, on_thread("e2", JOSE_PHONE, "cnv_a", T0 + HOUR))
+    finally:
+        await store.close()
+    _as_version_3(path)
+
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        anonymous = request("e3", typed("email", "x@example.com"), thread="t", sent_at=T0 + HOUR)
+        result = await ingest_one(store, anonymous)
+    finally:
+        await store.close()
+    assert (result.customer_id, result.conversation_id) == (newer.customer_id, "cnv_a")
+
+
+def on_thread(external_id: str, phone: str, conversation_id: str, at: datetime) -> IngestRequest:
+    req = request(external_id, verified("phone", phone), thread="t", sent_at=at)
+    return msgspec.structs.replace(req, new_conversation_id=conversation_id)
 
 
 async def test_a_message_body_from_before_kinds_and_edits_is_a_message(tmp_path: Path) -> None:

@@ -24,9 +24,10 @@ Readings of the protocol this suite pins down (both backends agree):
 - An also-offered item is claimable from either queue once; ``BacklogItem.queue`` is
   the queue it was claimed from.
 - ``contexts`` names the customer ingest then picks for the same message (a shared
-  thread, several owners, recorded-only conversations, messages routed nowhere), except
-  for a routed message that would reopen a resolved conversation within the window,
-  which ``contexts`` does not know. ``last_agent`` follows the newest ``served_by`` of
+  thread, several owners, recorded-only conversations, messages routed nowhere, a
+  resolved conversation the message reopens) when given the ingest request's reopen
+  window; without one (0, the default) a resolved conversation is never reopened, as
+  for ingest. ``last_agent`` follows the newest ``served_by`` of
   the customer; after a merge the winner keeps the newer of the two records.
 - ``Conversation.awaiting_response`` is ``sla.awaiting_response`` as of the last write of
   ``sla`` (ingest of a new conversation, ``update_conversation`` with ``sla`` set); other
@@ -44,7 +45,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import msgspec
@@ -589,9 +590,12 @@ async def test_contexts_find_the_customer_by_verified_identity_by_thread_or_not(
 
 
 async def ingest_as_contexts_said(store: Store, req: IngestRequest) -> IngestResult:
-    """Read the routing context of ``req``'s message, ingest it, and check that the context
-    named the customer ingest picked (None: ingest made a new one)."""
-    [context] = await store.contexts([req.message], since=T0 - HOUR, limit=10)
+    """Read the routing context of ``req``'s message (with its reopen window), ingest it,
+    and check that the context named the customer ingest picked (None: ingest made a new
+    one)."""
+    [context] = await store.contexts(
+        [req.message], since=T0 - HOUR, limit=10, reopen_window_s=req.reopen_window_s
+    )
     result = await ingest_one(store, req)
     assert context.customer_id == (None if result.new_customer else result.customer_id)
     return result
@@ -734,6 +738,26 @@ async def test_message_with_only_the_thread_reopens_within_the_window(store: Sto
     )
     result = await ingest_one(store, req)
     assert (result.reopened, result.conversation_id, result.new_customer) == (True, cid, False)
+
+
+@pytest.mark.parametrize(("after_resolved", "reopens"), [(9 * MINUTE, True), (11 * MINUTE, False)])
+async def test_contexts_see_the_reopen_window(
+    store: Store, after_resolved: timedelta, reopens: bool
+) -> None:
+    cid = await _resolved(store, at=T0 + HOUR)
+    req = routed(
+        request(
+            "e2", typed("email", "x@example.com"), thread="t", sent_at=T0 + HOUR + after_resolved
+        ),
+        reopen_window_s=600,
+    )
+    [without_window] = await store.contexts([req.message], since=T0 - HOUR, limit=10)
+    assert without_window == RoutingContext()
+
+    result = await ingest_as_contexts_said(store, req)
+
+    assert (result.reopened, result.new_customer) == (reopens, not reopens)
+    assert (result.conversation_id == cid) is reopens
 
 
 async def test_message_after_the_window_opens_a_linked_conversation(store: Store) -> None:

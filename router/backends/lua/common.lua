@@ -98,21 +98,57 @@ local function oldest(customers)
   return best
 end
 
+-- A message received at received µs reopens a conversation resolved at resolved µs when
+-- at most window µs lie between them (no window: never).
+local function reopens(state, resolved, received, window)
+  return state == 'resolved' and window > 0 and resolved
+    and tonumber(received) - tonumber(resolved) <= window
+end
+
+-- Where conversation conv stands among the conversations on thread key tkey ("<source>\0
+-- <thread>"): in tlive by created µs while open or pending (live), in tdone by resolved
+-- µs once resolved.
+local function place_on_thread(tkey, conv, live, at)
+  local into, out = 'tdone', 'tlive'
+  if live then into, out = 'tlive', 'tdone' end
+  call('ZREM', k(out, tkey), conv)
+  call('ZADD', k(into, tkey), at, conv)
+end
+
+-- place_on_thread from the conversation's stored fields (a conversation without a
+-- thread has no place).
+local function place_stored_on_thread(conv)
+  local f = call('HMGET', k('conv', conv), 'source', 'thread', 'state', 'created', 'resolved')
+  if not (f[1] and f[2]) then return end
+  local live = f[3] ~= 'resolved'
+  place_on_thread(f[1] .. '\0' .. f[2], conv, live, live and f[4] or (f[5] or 0))
+end
+
+-- The thread's conversation, whoever's it is: the newest open or pending one on the
+-- thread key (created, then the greatest id), else the one resolved last (resolved,
+-- then the greatest id). A thread key with neither has the one {P}:thread names (the
+-- newest, as stored before tlive and tdone), if any.
+local function thread_key_conversation(tkey)
+  local found = call('ZRANGE', k('tlive', tkey), 0, 0, 'REV')[1]
+    or call('ZRANGE', k('tdone', tkey), 0, 0, 'REV')[1]
+  return found or call('HGET', B .. 'thread', tkey)
+end
+
 -- Store.ingest step 2 when no verified identity is owned: only a message with no
 -- verified identity at all (keys empty; one with a verified identity is a new customer,
--- never attached on a shared thread) takes the customer of the conversation on its
--- thread key (none without a thread: the key would join strangers), when it is open or
--- pending, only recorded messages made it (a routed message adopts it) or
--- reopens(state, resolved) says the message reopens it; for a message routed nowhere,
--- in any state.
-local function thread_owner(keys, tkey, thread, routed, reopens)
+-- never attached on a shared thread) takes the customer of the thread's conversation
+-- (none without a thread: the key would join strangers), when it is open or pending,
+-- only recorded messages made it (a routed message adopts it) or the message, received
+-- at received µs, reopens it within window µs; for a message routed nowhere, in any
+-- state.
+local function thread_owner(keys, tkey, thread, routed, received, window)
   if #keys > 0 or thread == '' then return nil end
-  local conv = call('HGET', B .. 'thread', tkey)
+  local conv = thread_key_conversation(tkey)
   if not conv then return nil end
   local f = call('HMGET', k('conv', conv), 'state', 'customer', 'resolved', 'recorded')
   if not f[2] then return nil end
   if not routed or f[4] == '1' or f[1] == 'open' or f[1] == 'pending'
-    or reopens(f[1], f[3]) then
+    or reopens(f[1], f[3], received, window) then
     return f[2]
   end
   return nil

@@ -7,7 +7,7 @@
 -- item_id ('' for none), new_customer, {merged customer ids}, conversation_created,
 -- reopened, previous state ('' when created), awaiting (the conversation's hint, 1 or 0),
 -- routed (1 or 0; a duplicate answers for the message as sent again)}.
-local DEDUPE, THREAD = B .. 'dedupe', B .. 'thread'
+local DEDUPE = B .. 'dedupe'
 local dedupe_field, mid, new_cust, new_conv, new_item
 local tkey, thread, sender, received, at_json
 local hist_member, channel, source
@@ -65,8 +65,7 @@ end
 -- A resolved conversation this message reopens: resolved at most the window before it
 -- was received (no window: never).
 local function within_window(state, resolved)
-  return state == 'resolved' and window > 0 and resolved
-    and tonumber(received) - tonumber(resolved) <= window
+  return reopens(state, resolved, received, window)
 end
 
 local function find_customer()
@@ -76,7 +75,7 @@ local function find_customer()
     local winner, merged = unite(owners, key_of)
     return winner, merged, current
   end
-  return thread_owner(verified, tkey, thread, routed, within_window), {}, current
+  return thread_owner(verified, tkey, thread, routed, received, window), {}, current
 end
 
 local function claim_identities(cust, current, is_new)
@@ -111,12 +110,12 @@ end
 
 -- The customer's newest conversation on this thread key (a resolved one keeps its
 -- entry) and its fields {state, waiting item, updated, count, resolved, last message,
--- awaiting, queue, priority, deadline, recorded}.
+-- awaiting, queue, priority, deadline, recorded, created}.
 local function thread_conversation(cust)
   local conv = call('HGET', k('open', cust), tkey)
   if not conv then return nil, nil end
   local f = call('HMGET', k('conv', conv), 'state', 'item', 'updated', 'count', 'resolved',
-    'last', 'awaiting', 'queue', 'priority', 'deadline', 'recorded')
+    'last', 'awaiting', 'queue', 'priority', 'deadline', 'recorded', 'created')
   if not f[1] then return nil, nil end
   return conv, f
 end
@@ -129,7 +128,7 @@ local function new_conversation(cust, previous)
   if thread ~= '' then
     fields[#fields + 1] = 'thread'
     fields[#fields + 1] = thread
-    call('HSET', THREAD, tkey, new_conv)
+    place_on_thread(tkey, new_conv, true, received)
   end
   if sla ~= '' then
     fields[#fields + 1] = 'sla'
@@ -146,9 +145,9 @@ local function new_conversation(cust, previous)
   return new_conv
 end
 
--- A new message on an existing conversation: open again, one more message, the newest
--- message remembered; its routing changes only when an open one has no item waiting
--- (a reopened one keeps its queue, priority and deadline).
+-- A new message on an existing conversation: open again (live on its thread), one more
+-- message, the newest message remembered; its routing changes only when an open one has
+-- no item waiting (a reopened one keeps its queue, priority and deadline).
 local function touch_conversation(conv, f, reopened)
   local updated, count = f[3], tostring(tonumber(f[4]) + 1)
   if tonumber(received) > tonumber(updated) then updated = received end
@@ -168,6 +167,7 @@ local function touch_conversation(conv, f, reopened)
   end
   call('HSET', k('conv', conv), unpack(fields))
   if reopened then call('HDEL', k('conv', conv), 'resolved') end
+  if thread ~= '' then place_on_thread(tkey, conv, true, f[12]) end
 end
 
 local function new_item_for(conv, in_queue)
@@ -245,7 +245,7 @@ local function adopt(conv, f)
   call('HSET', key, unpack(fields))
   call('HDEL', key, unpack(gone))
   call('HINCRBY', key, 'version', 1)
-  if thread ~= '' then call('HSET', THREAD, tkey, conv) end
+  if thread ~= '' then place_on_thread(tkey, conv, true, f[12]) end
   arm_timers(rekeyed(timers, conv))
   return conv, new_item, new_item_for(conv, queue), 1, 0, {'', awaiting == '1' and 1 or 0}
 end
@@ -271,8 +271,7 @@ end
 
 -- A message routed nowhere with no conversation on its thread key: a new one, resolved
 -- as it is created and recorded only, with the decision's routing and no item, sla,
--- timers or newest message ('last': a later create_item_id finds none to carry). It
--- becomes the thread's conversation unless an open or pending one is there.
+-- timers or newest message ('last': a later create_item_id finds none to carry).
 local function resolved_conversation(cust)
   local fields = {'customer', cust, 'channel', channel, 'source', source, 'state', 'resolved',
     'queue', queue, 'priority', prio, 'deadline', deadline, 'count', 1,
@@ -281,8 +280,7 @@ local function resolved_conversation(cust)
   if thread ~= '' then
     fields[#fields + 1] = 'thread'
     fields[#fields + 1] = thread
-    local current = call('HGET', THREAD, tkey)
-    if not current or not is_live(current) then call('HSET', THREAD, tkey, new_conv) end
+    place_on_thread(tkey, new_conv, false, received)
   end
   call('HSET', k('conv', new_conv), unpack(fields))
   call('HSET', k('open', cust), tkey, new_conv)

@@ -110,6 +110,7 @@ if not f[1] then return 'not_found' end
 if tonumber(f[2] or 0) ~= expected then return 'conflict' end
 if #sets > 0 then call('HSET', CONV, unpack(sets)) end
 if #dels > 0 then call('HDEL', CONV, unpack(dels)) end
+place_stored_on_thread(conv)
 if at == '' then at = call('HGET', CONV, 'updated') end
 change_item(at)
 disarm_timers(disarm)
