@@ -15,7 +15,7 @@ import base64
 import binascii
 import dataclasses
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.errors import HeaderParseError
@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 
 from connectors.base import Parsed, WebhookRequest
+from connectors.checks import Check, addresses, positive
 from connectors.email import EmailAttachment, EmailOptions
 from connectors.email.fields import DEFAULT_MAX_ATTACHMENT_BYTES
 from connectors.forms import Form, FormPart
@@ -35,22 +36,6 @@ DEFAULT_MAX_BODY_BYTES = 30 * 1024 * 1024
 """Inbound mail with attachments is large: providers post up to 30 MB or so."""
 MAX_ATTACHMENTS = 500
 """The most files a form may say it carries (Mailgun's and SendGrid's counts)."""
-
-Check = Callable[[Any], str | None]
-
-
-def positive(value: Any) -> str | None:
-    return None if value > 0 else "must be above 0"
-
-
-def not_negative(value: Any) -> str | None:
-    return None if value >= 0 else "must be 0 or more"
-
-
-def addresses(value: Any) -> str | None:
-    bad = [a for a in value if a.count("@") != 1 or a.startswith("@") or a.endswith("@")]
-    return f"not addresses (local@domain): {', '.join(map(repr, bad))}" if bad else None
-
 
 CHECKS: Mapping[str, Check] = {
     "own_addresses": addresses,

@@ -15,10 +15,9 @@ repeats messages the daemon already stores once (dedupe on the provider's messag
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 import msgspec
 
@@ -32,6 +31,7 @@ from connectors.base import (
     hmac_hex,
     require_equal,
 )
+from connectors.checks import Check, body_limit, not_empty
 from router.errors import InputError, Unauthorized
 from router.models import InboundMessage
 from router.settings import Secret
@@ -39,14 +39,6 @@ from router.settings import Secret
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 
 T = TypeVar("T")
-
-
-def _not_empty(value: Any) -> str | None:
-    return None if value else "must not be empty"
-
-
-def _not_negative(value: Any) -> str | None:
-    return None if value >= 0 else "must be 0 or more"
 
 
 @dataclass(frozen=True)
@@ -60,10 +52,10 @@ class MetaSettings:
     max_body_bytes: int = 0
     """A body limit for this webhook; 0: ``http.max_body_bytes``."""
 
-    checks: ClassVar[dict[str, Callable[[Any], str | None]]] = {
-        "app_secret": _not_empty,
-        "verify_token": _not_empty,
-        "max_body_bytes": _not_negative,
+    checks: ClassVar[dict[str, Check]] = {
+        "app_secret": not_empty,
+        "verify_token": not_empty,
+        "max_body_bytes": body_limit,
     }
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from connectors.checks import Check, positive
 from connectors.email.fields import DEFAULT_MAX_ATTACHMENT_BYTES, EmailOptions
 from router.errors import InvalidIdentity
 from router.identity import normalize
@@ -23,10 +23,6 @@ def _addresses(value: Any) -> str | None:
     return None
 
 
-def _positive(value: Any) -> str | None:
-    return None if value > 0 else "must be a positive number of bytes"
-
-
 @dataclass(frozen=True)
 class EmailSettings:
     own_addresses: tuple[str, ...] = ()
@@ -35,10 +31,10 @@ class EmailSettings:
     max_body_bytes: int = 25 * 1024 * 1024
     """The largest raw message ``POST /v1/connectors/email/raw`` takes (413 above)."""
 
-    checks: ClassVar[dict[str, Callable[[Any], str | None]]] = {
+    checks: ClassVar[dict[str, Check]] = {
         "own_addresses": _addresses,
-        "max_attachment_bytes": _positive,
-        "max_body_bytes": _positive,
+        "max_attachment_bytes": positive,
+        "max_body_bytes": positive,
     }
 
     @property

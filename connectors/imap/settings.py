@@ -6,17 +6,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from connectors.checks import positive, tcp_port
 from connectors.email import EmailOptions
 from connectors.email.fields import DEFAULT_MAX_ATTACHMENT_BYTES
 from router.settings import Secret
-
-
-def _port(value: Any) -> str | None:
-    return None if 1 <= value <= 65535 else "must be a TCP port, 1 to 65535"
-
-
-def _positive(value: Any) -> str | None:
-    return None if value > 0 else "must be above 0"
 
 
 def _mailbox(value: Any) -> str | None:
@@ -52,14 +45,14 @@ class ImapSettings:
 
     checks = MappingProxyType(
         {
-            "port": _port,
+            "port": tcp_port,
             "mailbox": _mailbox,
-            "poll_s": _positive,
-            "idle_renew_s": _positive,
-            "max_attachment_bytes": _positive,
-            "timeout_s": _positive,
-            "reconnect_min_s": _positive,
-            "reconnect_max_s": _positive,
+            "poll_s": positive,
+            "idle_renew_s": positive,
+            "max_attachment_bytes": positive,
+            "timeout_s": positive,
+            "reconnect_min_s": positive,
+            "reconnect_max_s": positive,
         }
     )
 

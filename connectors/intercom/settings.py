@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
 
+from connectors.checks import body_limit
 from router.settings import Secret
-
-
-def _not_negative(value: Any) -> str | None:
-    return None if value >= 0 else "must be 0 (http.max_body_bytes) or more"
 
 
 @dataclass(frozen=True)
@@ -22,4 +18,4 @@ class IntercomSettings:
     """0: ``http.max_body_bytes``."""
 
     # Not annotated: ``router.settings.build_table`` reads every annotation as a key.
-    checks = MappingProxyType({"max_body_bytes": _not_negative})
+    checks = MappingProxyType({"max_body_bytes": body_limit})

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
 
-from connectors.email_hooks import CHECKS, EmailHookSettings, positive
+from connectors.checks import not_empty, positive
+from connectors.email_hooks import CHECKS, EmailHookSettings
 from router.settings import Secret
-
-
-def _not_empty(value: Any) -> str | None:
-    return None if value else "must not be empty"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,4 +21,4 @@ class MailgunSettings(EmailHookSettings):
     with another body is refused as a replay."""
 
     # Not annotated: ``router.settings.build_table`` reads every annotation as a key.
-    checks = MappingProxyType({**CHECKS, "signing_key": _not_empty, "max_age_s": positive})
+    checks = MappingProxyType({**CHECKS, "signing_key": not_empty, "max_age_s": positive})

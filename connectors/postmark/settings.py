@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from connectors.checks import not_empty
 from connectors.email_hooks import CHECKS, EmailHookSettings
 from router.settings import Secret
 
@@ -14,10 +15,6 @@ def _username(value: Any) -> str | None:
     if not value:
         return "must not be empty"
     return "must not contain ':' (HTTP basic auth)" if ":" in value else None
-
-
-def _password(value: Any) -> str | None:
-    return None if value else "must not be empty"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,4 +28,4 @@ class PostmarkSettings(EmailHookSettings):
     option, ``RawEmailEnabled``), parse that instead of Postmark's fields."""
 
     # Not annotated: ``router.settings.build_table`` reads every annotation as a key.
-    checks = MappingProxyType({**CHECKS, "username": _username, "password": _password})
+    checks = MappingProxyType({**CHECKS, "username": _username, "password": not_empty})

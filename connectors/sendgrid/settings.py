@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from connectors.email_hooks import CHECKS, EmailHookSettings, not_negative
+from connectors.checks import not_negative
+from connectors.email_hooks import CHECKS, EmailHookSettings
 from connectors.sendgrid.signature import load_key
 from router.settings import Secret
 

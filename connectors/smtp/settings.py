@@ -6,26 +6,14 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from connectors.checks import addresses, positive, tcp_port
 from connectors.email import EmailOptions
 from connectors.email.fields import DEFAULT_MAX_ATTACHMENT_BYTES
-
-
-def _port(value: Any) -> str | None:
-    return None if 1 <= value <= 65535 else "must be a TCP port, 1 to 65535"
-
-
-def _positive(value: Any) -> str | None:
-    return None if value > 0 else "must be above 0"
 
 
 def _domains(value: Any) -> str | None:
     bad = [d for d in value if not d or "@" in d or " " in d]
     return f"not domain names: {', '.join(map(repr, bad))}" if bad else None
-
-
-def _addresses(value: Any) -> str | None:
-    bad = [a for a in value if a.count("@") != 1 or a.startswith("@") or a.endswith("@")]
-    return f"not addresses (local@domain): {', '.join(map(repr, bad))}" if bad else None
 
 
 @dataclass(frozen=True)
@@ -48,12 +36,12 @@ class SmtpSettings:
 
     checks = MappingProxyType(
         {
-            "port": _port,
-            "max_message_bytes": _positive,
-            "max_attachment_bytes": _positive,
+            "port": tcp_port,
+            "max_message_bytes": positive,
+            "max_attachment_bytes": positive,
             "accept_domains": _domains,
-            "recipients": _addresses,
-            "own_addresses": _addresses,
+            "recipients": addresses,
+            "own_addresses": addresses,
         }
     )
 

@@ -7,6 +7,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from connectors.checks import body_limit
 from router.settings import Secret
 
 
@@ -14,10 +15,6 @@ def _webhook_url(value: Any) -> str | None:
     if not value or urlsplit(value).scheme in ("http", "https"):
         return None
     return "must be the full URL configured in Twilio, starting with https://"
-
-
-def _not_negative(value: Any) -> str | None:
-    return None if value >= 0 else "must be 0 (http.max_body_bytes) or more"
 
 
 @dataclass(frozen=True)
@@ -31,4 +28,4 @@ class TwilioSettings:
     """0: ``http.max_body_bytes``."""
 
     # Not annotated: ``router.settings.build_table`` reads every annotation as a key.
-    checks = MappingProxyType({"webhook_url": _webhook_url, "max_body_bytes": _not_negative})
+    checks = MappingProxyType({"webhook_url": _webhook_url, "max_body_bytes": body_limit})

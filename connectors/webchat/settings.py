@@ -7,6 +7,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from connectors.checks import not_negative, positive
 from router.settings import Secret
 
 MIN_SECRET_CHARS = 32
@@ -16,14 +17,6 @@ def _secret(value: Any) -> str | None:
     if len(value.get()) < MIN_SECRET_CHARS:
         return f"must be at least {MIN_SECRET_CHARS} characters (e.g. `openssl rand -hex 32`)"
     return None
-
-
-def _positive(value: Any) -> str | None:
-    return None if value > 0 else "must be greater than 0"
-
-
-def _not_negative(value: Any) -> str | None:
-    return None if value >= 0 else "must be 0 or more"
 
 
 def _origins(value: Any) -> str | None:
@@ -70,10 +63,10 @@ class WebChatSettings:
     checks = MappingProxyType(
         {
             "secret": _secret,
-            "token_ttl_s": _positive,
+            "token_ttl_s": positive,
             "allowed_origins": _origins,
-            "max_message_chars": _positive,
-            "max_attachment_bytes": _not_negative,
+            "max_message_chars": positive,
+            "max_attachment_bytes": not_negative,
         }
     )
 

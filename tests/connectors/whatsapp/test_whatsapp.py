@@ -130,7 +130,7 @@ def test_settings_need_both_secrets() -> None:
     load_settings({"whatsapp": table}, {}, problems)
     assert problems == [
         "connectors.whatsapp.app_secret (config file): must not be empty",
-        "connectors.whatsapp.max_body_bytes (config file): must be 0 or more",
+        "connectors.whatsapp.max_body_bytes (config file): must be 0 (http.max_body_bytes) or more",
     ]
 
 
