@@ -4,15 +4,16 @@ The Postmark, Mailgun and SendGrid fixtures carry the same mails (see each fixtu
 README.txt): ``plain`` and ``attachments`` from Maria, ``html_only`` from Jonas,
 ``reply`` (Maria answering the agent's reply to ``plain``), ``auto_reply`` (Jonas's
 out-of-office answering the agent's reply to ``html_only``) and ``raw`` (Maria's invoice,
-raw MIME: an ISO-8859-1 subject and body and a PDF). Each provider's test module passes
-a ``Post`` that sends a fixture the way that provider does (credentials, signatures).
+raw MIME: an ISO-8859-1 subject and body and a PDF). Each provider's test module runs
+``SharedMails`` with a ``Post`` that sends a fixture the way that provider does
+(credentials, signatures).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from tests.connectors.conftest import AUTH, Client, customer_of, history
 
@@ -51,95 +52,95 @@ async def blob(client: Client, key: str) -> bytes:
     return await response.read()
 
 
-async def check_plain(client: Client, post: Post, via: str) -> None:
-    """Maria's mail: one verified email customer, one routed email message."""
-    answer = await accepted(post, "plain")
-    customer, [entry] = await stored(client, MARIA)
-    assert customer["name"] == "Maria López"
-    assert {"kind": "email", "value": "maria.lopez@example.com", "verified": True} in customer[
-        "identities"
-    ]
-    assert (entry["channel"], entry["source"], entry["kind"]) == ("email", "email", "message")
-    assert entry["external_id"] == PLAIN_ID
-    assert entry["subject"] == "Order A-1001 arrived broken"
-    assert entry["text"].startswith("Hi,\n\nmy order A-1001 arrived today")
-    assert entry["attributes"]["via"] == via
-    assert entry["message_id"] == answer["message_ids"][0]
-    html = await blob(client, entry["attributes"]["html_blob"])
-    assert html.startswith(b"<html><body><p>Hi,</p>")
+class SharedMails:
+    """The shared mails, each stored as every inbound-email webhook must store it. A
+    provider's test module subclasses this as ``TestSharedMails`` naming ``via`` (the
+    message's ``via`` attribute), and defines a ``post`` fixture: its ``Post``."""
 
+    via: ClassVar[str]
 
-async def check_retry(client: Client, post: Post) -> None:
-    """The provider posting the same mail again: answered 200, stored once."""
-    await accepted(post, "plain")
-    await accepted(post, "plain", accepted=0, duplicates=1)
-    _, entries = await stored(client, MARIA)
-    assert len(entries) == 1
+    async def test_plain_mail_is_stored(self, client: Client, post: Post) -> None:
+        """Maria's mail: one verified email customer, one routed email message."""
+        answer = await accepted(post, "plain")
+        customer, [entry] = await stored(client, MARIA)
+        assert customer["name"] == "Maria López"
+        identity = {"kind": "email", "value": "maria.lopez@example.com", "verified": True}
+        assert identity in customer["identities"]
+        assert (entry["channel"], entry["source"], entry["kind"]) == ("email", "email", "message")
+        assert entry["external_id"] == PLAIN_ID
+        assert entry["subject"] == "Order A-1001 arrived broken"
+        assert entry["text"].startswith("Hi,\n\nmy order A-1001 arrived today")
+        assert entry["attributes"]["via"] == self.via
+        assert entry["message_id"] == answer["message_ids"][0]
+        html = await blob(client, entry["attributes"]["html_blob"])
+        assert html.startswith(b"<html><body><p>Hi,</p>")
 
+    async def test_a_retried_post_is_stored_once(self, client: Client, post: Post) -> None:
+        """The provider posting the same mail again: answered 200, stored once."""
+        await accepted(post, "plain")
+        await accepted(post, "plain", accepted=0, duplicates=1)
+        _, entries = await stored(client, MARIA)
+        assert len(entries) == 1
 
-async def check_html_only(client: Client, post: Post) -> None:
-    """A mail with only an HTML body: its text is derived, the HTML kept as a file."""
-    await accepted(post, "html_only")
-    customer, [entry] = await stored(client, JONAS)
-    assert customer["name"] == "Jonas Weber"
-    assert "the shoes I got (order B-2002) are a size too small." in entry["text"]
-    assert "<" not in entry["text"]
-    assert b"<b>B-2002</b>" in await blob(client, entry["attributes"]["html_blob"])
+    async def test_html_only_mail(self, client: Client, post: Post) -> None:
+        """A mail with only an HTML body: its text is derived, the HTML kept as a file."""
+        await accepted(post, "html_only")
+        customer, [entry] = await stored(client, JONAS)
+        assert customer["name"] == "Jonas Weber"
+        assert "the shoes I got (order B-2002) are a size too small." in entry["text"]
+        assert "<" not in entry["text"]
+        assert b"<b>B-2002</b>" in await blob(client, entry["attributes"]["html_blob"])
 
+    async def test_attachments_are_served_by_hash(self, client: Client, post: Post) -> None:
+        """The photo (inline in the HTML) and the invoice, kept as files served by hash."""
+        await accepted(post, "attachments")
+        _, [entry] = await stored(client, MARIA)
+        photo, invoice = entry["attachments"]
+        assert (photo["name"], photo["content_type"], photo["inline"]) == (
+            "lamp.png",
+            "image/png",
+            True,
+        )
+        assert (invoice["name"], invoice["content_type"]) == ("invoice.pdf", "application/pdf")
+        assert not invoice.get("inline", False)
+        for attachment in (photo, invoice):
+            content = await blob(client, attachment["blob"])
+            assert hashlib.sha256(content).hexdigest() == attachment["blob"]
+            assert len(content) == attachment["size"]
+        assert (await blob(client, photo["blob"])).startswith(b"\x89PNG\r\n\x1a\n")
+        assert (await blob(client, invoice["blob"])).startswith(b"%PDF-1.4")
+        assert entry["attributes"]["inline_images"] == {"lamp1@mail.example.com": photo["blob"]}
 
-async def check_attachments(client: Client, post: Post) -> None:
-    """The photo (inline in the HTML) and the invoice, kept as files served by hash."""
-    await accepted(post, "attachments")
-    _, [entry] = await stored(client, MARIA)
-    photo, invoice = entry["attachments"]
-    assert (photo["name"], photo["content_type"], photo["inline"]) == (
-        "lamp.png",
-        "image/png",
-        True,
-    )
-    assert (invoice["name"], invoice["content_type"]) == ("invoice.pdf", "application/pdf")
-    assert not invoice.get("inline", False)
-    for attachment in (photo, invoice):
-        content = await blob(client, attachment["blob"])
-        assert hashlib.sha256(content).hexdigest() == attachment["blob"]
-        assert len(content) == attachment["size"]
-    assert (await blob(client, photo["blob"])).startswith(b"\x89PNG\r\n\x1a\n")
-    assert (await blob(client, invoice["blob"])).startswith(b"%PDF-1.4")
-    assert entry["attributes"]["inline_images"] == {"lamp1@mail.example.com": photo["blob"]}
+    async def test_a_reply_joins_its_conversation(self, client: Client, post: Post) -> None:
+        """Maria's reply names her first mail in References: same conversation, quote gone."""
+        first = await accepted(post, "plain")
+        reply = await accepted(post, "reply")
+        assert reply["conversation_ids"] == first["conversation_ids"]
+        _, [newest, oldest] = await stored(client, MARIA)
+        assert newest["external_id"] == "CAKmaria.reply@mail.example.com"
+        assert newest["conversation_id"] == oldest["conversation_id"]
+        assert newest["text"] == "Yes, please send the replacement to the same address."
+        assert "> Sorry about that!" in newest["attributes"]["full_text"]
 
+    async def test_an_auto_reply_is_recorded_not_routed(self, client: Client, post: Post) -> None:
+        """Jonas's out-of-office: recorded in his conversation, routed nowhere."""
+        first = await accepted(post, "html_only")
+        answer = await accepted(post, "auto_reply", accepted=0, recorded=1)
+        assert answer["conversation_ids"] == first["conversation_ids"]
+        _, [newest, _] = await stored(client, JONAS)
+        assert newest["kind"] == "auto_reply"
+        assert newest["attributes"]["auto_reply"].startswith("Auto-Submitted")
 
-async def check_reply_threads(client: Client, post: Post) -> None:
-    """Maria's reply names her first mail in References: same conversation, quote gone."""
-    first = await accepted(post, "plain")
-    reply = await accepted(post, "reply")
-    assert reply["conversation_ids"] == first["conversation_ids"]
-    _, [newest, oldest] = await stored(client, MARIA)
-    assert newest["external_id"] == "CAKmaria.reply@mail.example.com"
-    assert newest["conversation_id"] == oldest["conversation_id"]
-    assert newest["text"] == "Yes, please send the replacement to the same address."
-    assert "> Sorry about that!" in newest["attributes"]["full_text"]
-
-
-async def check_auto_reply(client: Client, post: Post) -> None:
-    """Jonas's out-of-office: recorded in his conversation, routed nowhere."""
-    first = await accepted(post, "html_only")
-    answer = await accepted(post, "auto_reply", accepted=0, recorded=1)
-    assert answer["conversation_ids"] == first["conversation_ids"]
-    _, [newest, _] = await stored(client, JONAS)
-    assert newest["kind"] == "auto_reply"
-    assert newest["attributes"]["auto_reply"].startswith("Auto-Submitted")
-
-
-async def check_raw(client: Client, post: Post, name: str = "raw") -> None:
-    """The raw MIME variant: encoded-word subject, an ISO-8859-1 body, a PDF."""
-    await accepted(post, name)
-    _, [entry] = await stored(client, MARIA)
-    assert entry["external_id"] == "CAKmaria.raw@mail.example.com"
-    assert entry["subject"] == "Factura de la lámpara"
-    assert entry["text"] == "La factura está adjunta.\n\nMaria"
-    [pdf] = entry["attachments"]
-    assert pdf["name"] == "factura.pdf"
-    assert (await blob(client, pdf["blob"])).startswith(b"%PDF-1.4")
+    async def test_the_raw_mime_variant(self, client: Client, post: Post) -> None:
+        """The raw MIME variant: encoded-word subject, an ISO-8859-1 body, a PDF."""
+        await accepted(post, "raw")
+        _, [entry] = await stored(client, MARIA)
+        assert entry["external_id"] == "CAKmaria.raw@mail.example.com"
+        assert entry["subject"] == "Factura de la lámpara"
+        assert entry["text"] == "La factura está adjunta.\n\nMaria"
+        [pdf] = entry["attachments"]
+        assert pdf["name"] == "factura.pdf"
+        assert (await blob(client, pdf["blob"])).startswith(b"%PDF-1.4")
 
 
 async def check_refused(client: Client, status: int, answer: Any, words: str) -> None:

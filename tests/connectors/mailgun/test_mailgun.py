@@ -230,33 +230,15 @@ async def test_an_event_webhook_is_ignored() -> None:
 # --- the running app -------------------------------------------------------------------
 
 
-async def test_plain_mail_is_stored(client: Client) -> None:
-    await checks.check_plain(client, sender(client), "mailgun")
+@pytest.fixture
+def post(client: Client) -> checks.Post:
+    return sender(client)
 
 
-async def test_a_retried_post_is_stored_once(client: Client) -> None:
-    """Mailgun retries with the same body and token: not a replay, a duplicate."""
-    await checks.check_retry(client, sender(client))
+class TestSharedMails(checks.SharedMails):
+    """A retry carries the same body and token: a duplicate, not a replay."""
 
-
-async def test_html_only_mail(client: Client) -> None:
-    await checks.check_html_only(client, sender(client))
-
-
-async def test_attachments_are_served_by_hash(client: Client) -> None:
-    await checks.check_attachments(client, sender(client))
-
-
-async def test_a_reply_joins_its_conversation(client: Client) -> None:
-    await checks.check_reply_threads(client, sender(client))
-
-
-async def test_an_auto_reply_is_recorded_not_routed(client: Client) -> None:
-    await checks.check_auto_reply(client, sender(client))
-
-
-async def test_the_raw_mime_variant(client: Client) -> None:
-    await checks.check_raw(client, sender(client))
+    via = "mailgun"
 
 
 async def test_a_stored_message_keeps_its_attachment_urls(client: Client) -> None:
