@@ -32,21 +32,15 @@ it keeps the store's keys.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from typing import Any, Final
-
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
-from redis.exceptions import ConnectionError as RedisConnectionError
+from types import MappingProxyType
+from typing import Final
 
 from router.backends import ledger_codec as codec
 from router.backends.redis_errors import translated
+from router.backends.redis_scripts import RedisScripted
 from router.ledger import DeliveryReport, QuarantineEntry, QuarantinePage
 
-_PREFIX: Final = re.compile(r"[\w.:-]{1,100}\Z", re.ASCII)
 _SORT_KEY: Final = 18  # characters of a position before its ":<id>"
 
 # KEYS[1] = "{P}:"; ARGV: quarantine id, its position, QuarantineEntry JSON. An entry of
@@ -106,71 +100,13 @@ return 1
 """
 
 
-class RedisLedger:
+class RedisLedger(RedisScripted):
     """The ``Ledger`` port on Redis; see the module docstring for the key schema."""
 
-    def __init__(
-        self,
-        url: str,
-        prefix: str,
-        *,
-        connect_timeout_s: float = 1.0,
-        command_timeout_s: float = 5.0,
-    ) -> None:
-        if not _PREFIX.match(prefix):
-            raise ValueError("the Redis prefix must be letters, digits and _ . : - only")
-        self._url = url
-        self._name = f"omniroute:{prefix}:ledger"
-        self._base = f"{{{prefix}}}:"
-        self._timeouts = (connect_timeout_s, command_timeout_s)
-        self._client: aioredis.Redis | None = None
-        self._scripts: dict[str, AsyncScript] = {}
-
-    async def open(self) -> None:
-        if self._client is not None:
-            return
-        connect_s, command_s = self._timeouts
-        client = aioredis.Redis.from_url(
-            self._url,
-            decode_responses=False,
-            client_name=self._name,
-            socket_connect_timeout=connect_s,
-            socket_timeout=command_s,
-            # One immediate retry on a broken connection (a restarted server), none on
-            # a timeout, whose command may have run.
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-            retry_on_timeout=False,
-        )
-        # register_script runs by EVALSHA and loads the script again on NOSCRIPT.
-        self._scripts = {
-            name: client.register_script(source)
-            for name, source in (
-                ("quarantine", _QUARANTINE),
-                ("page", _PAGE),
-                ("drop", _DROP),
-                ("claim", _CLAIM),
-            )
-        }
-        self._client = client
-        with translated:
-            await client.ping()
-
-    async def close(self) -> None:
-        client, self._client = self._client, None
-        self._scripts = {}
-        if client is not None:
-            await client.aclose()
-
-    @property
-    def _redis(self) -> aioredis.Redis:
-        if self._client is None:
-            raise RuntimeError("RedisLedger.open() was not called")
-        return self._client
-
-    async def _run(self, name: str, *args: str | int | bytes) -> Any:
-        client = self._redis
-        with translated:
-            return await self._scripts[name](keys=[self._base], args=list(args), client=client)
+    role = "ledger"
+    scripts = MappingProxyType(
+        {"quarantine": _QUARANTINE, "page": _PAGE, "drop": _DROP, "claim": _CLAIM}
+    )
 
     # --- deliveries ---------------------------------------------------------------------
 

@@ -25,23 +25,17 @@ Redis persistence is not needed for it.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Final
 
 import msgspec
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from router.backends.redis_codec import to_us
 from router.backends.redis_errors import translated
+from router.backends.redis_scripts import RedisScripted
 from router.errors import NotFound
 from router.presence import AgentState, AgentStatus, HeldItem, PresenceIn, read_at
-
-_PREFIX: Final = re.compile(r"[\w.:-]{1,100}\Z", re.ASCII)
 
 # KEYS[1] = "{P}:"; ARGV: agent id, _Announced JSON, lease_until µs, "1" if not offline.
 # Answers the agent's holdings.
@@ -111,66 +105,13 @@ _announced_decoder = msgspec.json.Decoder(_Announced)
 _held_decoder = msgspec.json.Decoder(HeldItem)
 
 
-class RedisPresence:
+class RedisPresence(RedisScripted):
     """The ``PresenceStore`` port on Redis; see the module docstring for the key schema."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        prefix: str = "omniroute",
-        connect_timeout_s: float = 1.0,
-        command_timeout_s: float = 5.0,
-    ) -> None:
-        if not _PREFIX.match(prefix):
-            raise ValueError("the Redis prefix must be letters, digits and _ . : - only")
-        self._url = url
-        self._name = f"omniroute:{prefix}:presence"
-        self._base = f"{{{prefix}}}:"
-        self._timeouts = (connect_timeout_s, command_timeout_s)
-        self._client: aioredis.Redis | None = None
-        self._scripts: dict[str, AsyncScript] = {}
-
-    async def open(self) -> None:
-        if self._client is not None:
-            return
-        connect_s, command_s = self._timeouts
-        client = aioredis.Redis.from_url(
-            self._url,
-            decode_responses=False,
-            client_name=self._name,
-            socket_connect_timeout=connect_s,
-            socket_timeout=command_s,
-            # One immediate retry on a broken connection (a restarted server), none on
-            # a timeout, whose command may have run.
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-            retry_on_timeout=False,
-        )
-        # register_script runs by EVALSHA and loads the script again on NOSCRIPT.
-        self._scripts = {
-            name: client.register_script(source)
-            for name, source in (
-                ("announce", _ANNOUNCE),
-                ("read", _READ),
-                ("hold", _HOLD),
-                ("expire", _EXPIRE),
-            )
-        }
-        self._client = client
-        with translated:
-            await client.ping()
-
-    async def close(self) -> None:
-        client, self._client = self._client, None
-        self._scripts = {}
-        if client is not None:
-            await client.aclose()
-
-    async def _run(self, name: str, *args: str | int | bytes) -> Any:
-        if self._client is None:
-            raise RuntimeError("RedisPresence.open() was not called")
-        with translated:
-            return await self._scripts[name](keys=[self._base], args=list(args))
+    role = "presence"
+    scripts = MappingProxyType(
+        {"announce": _ANNOUNCE, "read": _READ, "hold": _HOLD, "expire": _EXPIRE}
+    )
 
     async def announce(
         self, agent_id: str, presence: PresenceIn, *, now: datetime, lease_until: datetime
@@ -204,10 +145,8 @@ class RedisPresence:
             raise NotFound(f"agent {agent_id!r} never announced its presence")
 
     async def release(self, agent_id: str, item_id: str) -> None:
-        if self._client is None:
-            raise RuntimeError("RedisPresence.open() was not called")
         with translated:
-            await self._client.hdel(f"{self._base}holding:{agent_id}", item_id)
+            await self._redis.hdel(f"{self._base}holding:{agent_id}", item_id)
 
     async def expire(self, now: datetime) -> list[str]:
         ids: list[bytes] = await self._run("expire", to_us(now))
