@@ -18,6 +18,7 @@ from connectors.base import Connector, Reply, WebhookRequest
 from router.errors import NotFound, Unauthorized
 from router.http.keys import BLOBS, CLOCK, CONNECTORS, INTAKE, LEDGER, METRICS, SETTINGS
 from router.http.responses import json_response, read_body
+from router.ledger import QuarantineEntry
 
 log = structlog.get_logger("router.connectors")
 
@@ -138,18 +139,20 @@ async def quarantined(request: web.Request) -> web.Response:
 
 @routes.get("/v1/quarantine/{quarantine_id}")
 async def quarantined_one(request: web.Request) -> web.Response:
-    entry = await request.app[LEDGER].get_quarantined(request.match_info["quarantine_id"])
-    if entry is None:
-        raise NotFound("no such quarantined message")
-    return json_response(entry)
+    return json_response(await _quarantined(request))
 
 
 @routes.get("/v1/quarantine/{quarantine_id}/raw")
 async def quarantined_raw(request: web.Request) -> web.StreamResponse:
+    entry = await _quarantined(request)
+    return _file(request, entry.blob, entry.content_type)
+
+
+async def _quarantined(request: web.Request) -> QuarantineEntry:
     entry = await request.app[LEDGER].get_quarantined(request.match_info["quarantine_id"])
     if entry is None:
         raise NotFound("no such quarantined message")
-    return _file(request, entry.blob, entry.content_type)
+    return entry
 
 
 @routes.delete("/v1/quarantine/{quarantine_id}")
