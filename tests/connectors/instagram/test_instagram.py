@@ -12,7 +12,6 @@ import pytest
 
 from connectors.base import Parsed
 from connectors.messenger.parse import INSTAGRAM, parse_body
-from connectors.meta import signature
 from tests.connectors.conftest import (
     AUTH,
     Client,
@@ -21,10 +20,9 @@ from tests.connectors.conftest import (
     history,
     post_webhook,
 )
+from tests.connectors.meta_hooks import VERIFY_TOKEN, policy_for, post_fixture, signed
 
-SECRET = "test-app-secret"
-VERIFY_TOKEN = "test-verify-token"
-POLICY = f'[connectors.instagram]\napp_secret = "{SECRET}"\nverify_token = "{VERIFY_TOKEN}"\n'
+POLICY = policy_for("instagram")
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 ACCOUNT = "17841405793187218"
 DANI, EVA = "1284759302185746", "1539012876549021"
@@ -41,10 +39,6 @@ def who(igsid: str) -> str:
 def parse(name: str) -> Parsed:
     body = fixture_bytes("instagram", name)
     return parse_body(body, platform=INSTAGRAM, received_at=NOW)
-
-
-def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
-    return {"X-Hub-Signature-256": signature(body, secret), "Content-Type": "application/json"}
 
 
 # --- the parser --------------------------------------------------------------------------
@@ -126,8 +120,7 @@ def policy() -> str:
 
 
 async def post(client: Client, name: str) -> tuple[int, Any]:
-    body = fixture_bytes("instagram", name)
-    return await post_webhook(client, "instagram", body, signed(body))
+    return await post_fixture(client, "instagram", name)
 
 
 async def test_handshake(client: Client) -> None:

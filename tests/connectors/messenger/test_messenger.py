@@ -12,7 +12,6 @@ import pytest
 
 from connectors.base import Parsed
 from connectors.messenger.parse import MESSENGER, parse_body
-from connectors.meta import signature
 from tests.connectors.conftest import (
     AUTH,
     Client,
@@ -22,10 +21,9 @@ from tests.connectors.conftest import (
     post_webhook,
     quarantine,
 )
+from tests.connectors.meta_hooks import VERIFY_TOKEN, policy_for, post_fixture, signed
 
-SECRET = "test-app-secret"
-VERIFY_TOKEN = "test-verify-token"
-POLICY = f'[connectors.messenger]\napp_secret = "{SECRET}"\nverify_token = "{VERIFY_TOKEN}"\n'
+POLICY = policy_for("messenger")
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 PAGE, PAGE_2 = "682498302938465", "105954565440071"
 ANA, BEN, CAROL = "6945015802207712", "7032185230190345", "25817466321840577"
@@ -43,10 +41,6 @@ def who(psid: str, page: str = PAGE) -> str:
 def parse(name: str, **options: Any) -> Parsed:
     body = fixture_bytes("messenger", name)
     return parse_body(body, platform=MESSENGER, received_at=NOW, **options)
-
-
-def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
-    return {"X-Hub-Signature-256": signature(body, secret), "Content-Type": "application/json"}
 
 
 # --- the parser --------------------------------------------------------------------------
@@ -174,8 +168,7 @@ def policy() -> str:
 
 
 async def post(client: Client, name: str) -> tuple[int, Any]:
-    body = fixture_bytes("messenger", name)
-    return await post_webhook(client, "messenger", body, signed(body))
+    return await post_fixture(client, "messenger", name)
 
 
 async def stored(client: Client, identity: str) -> list[dict[str, Any]]:

@@ -26,10 +26,9 @@ from tests.connectors.conftest import (
     post_webhook,
     quarantine,
 )
+from tests.connectors.meta_hooks import SECRET, VERIFY_TOKEN, policy_for, post_fixture, signed
 
-SECRET = "test-app-secret"
-VERIFY_TOKEN = "test-verify-token"
-POLICY = f'[connectors.whatsapp]\napp_secret = "{SECRET}"\nverify_token = "{VERIFY_TOKEN}"\n'
+POLICY = policy_for("whatsapp")
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 SHEENA = "phone:+16505551234"
 KERRY = "phone:+16315551181"
@@ -56,10 +55,6 @@ def request(
         received_at=NOW,
         query=tuple(query.items()),
     )
-
-
-def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
-    return {"X-Hub-Signature-256": signature(body, secret), "Content-Type": "application/json"}
 
 
 # --- Meta's signature and handshake (connectors.meta) ------------------------------------
@@ -321,8 +316,7 @@ def policy() -> str:
 
 
 async def post(client: Client, name: str) -> tuple[int, Any]:
-    body = fixture_bytes("whatsapp", name)
-    return await post_webhook(client, "whatsapp", body, signed(body))
+    return await post_fixture(client, "whatsapp", name)
 
 
 async def test_handshake(client: Client) -> None:
