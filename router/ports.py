@@ -137,7 +137,8 @@ class Store(Protocol):
         """The sender edited a stored message: its ``text`` becomes ``text``, the old text
         is appended to ``revisions`` (``replaced_at=edited_at``) and ``edited_at`` is set;
         returns the message after it. Idempotent: when ``text`` is already the text,
-        nothing changes (a provider re-delivering the edit). None when ``(source,
+        nothing changes (a provider re-delivering the edit); nor does an edit older than
+        the last one applied (a late retry never reverts the text). None when ``(source,
         external_id)`` was never stored. A waiting work item carrying the message picks
         the new text up when it is claimed."""
         ...

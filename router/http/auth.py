@@ -78,22 +78,23 @@ def _authorize_agent(request: web.Request, agent_id: str) -> None:
 def agent_may(method: str, path: str, agent_id: str) -> bool:
     """Whether agent ``agent_id``'s token may call ``method path``: the queues it consumes
     (not another agent's personal queue), its own ``/v1/agents/{id}/...`` except minting
-    tokens, conversations (read, post events), a customer and their history.
+    tokens, conversations (read, post events), a customer and their history, attachment
+    contents and delivery reports.
 
     ``path`` is the router's own view of the path (``rel_url.path_safe``: ``%2F`` stays
     encoded), so a segment here is a segment to the route it reaches."""
     read = method in ("GET", "HEAD")
     match path.split("/")[2:]:
-        case ["queues"]:
+        case ["queues"] | ["customers", _] | ["customers", _, "history"]:
             return read
+        case ["attachments", _] | ["deliveries", _, _]:
+            return read  # what a work item's message links to
         case ["queues", name, "subscribe"]:
             return read and _own_or_team(name, agent_id)
         case ["agents", owner, *rest]:
             return owner == agent_id and rest[:1] != ["token"]
         case ["conversations", _, *_]:
             return read or method == "POST"
-        case ["customers", _] | ["customers", _, "history"]:
-            return read
     return False
 
 

@@ -81,7 +81,10 @@ async def webhook(request: web.Request) -> web.Response:
     name = found.manifest.name
     body = await read_body(request, body_limit(request, name))
     incoming = webhook_request(request, body)
-    verified = found.verify(incoming)
+    try:
+        verified = found.verify(incoming)
+    except (UnicodeError, ValueError):  # a signature header or field no provider would send
+        raise Unauthorized("malformed signature") from None
     if verified.nonce is not None:
         now = incoming.received_at
         fresh = await request.app[LEDGER].claim_nonce(

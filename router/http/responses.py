@@ -31,14 +31,23 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
+READ_CHUNK_BYTES = 64 * 1024
+
+
 async def read_body(request: web.Request, limit: int) -> bytes:
-    """The raw body, refusing anything over ``limit`` bytes before reading it."""
+    """The raw body, refusing anything over ``limit`` bytes: at once when the declared
+    length is over, else as soon as the bytes read pass it (a chunked body declares none)."""
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"body of {request.content_length} bytes is over the {limit} limit")
+    body = bytearray()
     try:
-        return await request.read()
+        async for chunk in request.content.iter_chunked(READ_CHUNK_BYTES):
+            body += chunk
+            if len(body) > limit:
+                raise PayloadTooLarge(f"body is over the {limit} byte limit")
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"body is over the {limit} byte limit") from None
+    return bytes(body)
 
 
 def decode(body: bytes, kind: type[T]) -> T:

@@ -4,9 +4,11 @@ the others, delivery reports once, replayed nonces refused, edits."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -141,3 +143,47 @@ async def test_a_message_over_the_model_limits_is_quarantined(client: Client) ->
     assert (accepted.accepted, accepted.quarantined) == (0, 1)
     [entry] = await quarantine(client)
     assert "canonical model" in entry["reason"]
+
+
+async def test_a_chunked_body_over_the_limit_is_413(client: Client) -> None:
+    """A chunked body declares no length: the limit holds as it is read."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(40):
+            yield b"x" * 65536
+
+    response = await client.post(
+        "/v1/connectors/acme/webhook", data=chunks(), headers={"X-Acme-Token": "acme-token"}
+    )
+    assert response.status == 413
+    assert (await response.json())["error"]["code"] == "payload_too_large"
+
+
+async def test_a_signature_header_that_is_not_text_is_401(client: Client) -> None:
+    """Raw bytes no provider would send (not UTF-8) are a bad signature, not a 500."""
+    assert client.server.host is not None
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    body = b'{"id": "a", "user": "u", "text": "t"}'
+    writer.write(
+        b"POST /v1/connectors/acme/webhook HTTP/1.1\r\nHost: test\r\n"
+        b"X-Acme-Token: \xe9\xff\xfe\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body
+    )
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    assert status_line.split()[1] == b"401"
+
+
+async def test_an_agent_token_reads_attachments(client: Client) -> None:
+    content = b"a receipt"
+    key = hashlib.sha256(content).hexdigest()
+    await client.app[BLOBS].put_all({key: content})
+    minted = await client.post("/v1/agents/ana/token", json={}, headers=AUTH)
+    assert minted.status == 201, await minted.text()
+    agent = {"Authorization": f"Bearer {(await minted.json())['token']}"}
+    response = await client.get(f"/v1/attachments/{key}", headers=agent)
+    assert response.status == 200
+    assert await response.read() == content
+    assert (await client.get("/v1/quarantine", headers=agent)).status == 403

@@ -492,6 +492,18 @@ async def test_edits_pile_up_and_a_redelivered_edit_changes_nothing(store: Store
     ]
 
 
+async def test_a_late_retry_of_an_older_edit_changes_nothing(store: Store) -> None:
+    await ingest_one(store, request("e1", MARIA, text="one"))
+    await store.edit_message("webchat", "e1", text="two", edited_at=T0 + MINUTE)
+    latest = await store.edit_message("webchat", "e1", text="three", edited_at=T0 + 2 * MINUTE)
+
+    late = await store.edit_message("webchat", "e1", text="two", edited_at=T0 + MINUTE)
+
+    assert late == latest
+    assert late is not None
+    assert late.text == "three"
+
+
 async def test_edit_of_an_unknown_message_is_none(store: Store) -> None:
     await ingest_one(store, request("e1", MARIA))
 
