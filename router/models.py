@@ -85,6 +85,11 @@ class InboundMessage(msgspec.Struct, forbid_unknown_fields=True):
     """A conversation id the message names (the email token ``[#con_...]``): when no
     reference is stored and the conversation has the same source, the message joins its
     thread."""
+    inbox: ShortText | None = None
+    """Where the message arrived: the business's own address, number, page or account as
+    ``<connector>:<id>`` (``email:support@acme.example``, ``whatsapp:106540352242922``,
+    ``twilio:+14155550199``). Rules route on it (``match.inbox``); it is kept in the
+    stored message's ``attributes["inbox"]``."""
 
 
 # --- normalized, stored ---------------------------------------------------------------
@@ -119,6 +124,7 @@ class NormalizedMessage(msgspec.Struct, frozen=True):
     attachments: tuple[Attachment, ...]
     attributes: dict[str, Any]
     kind: MessageKind = "message"
+    inbox: str | None = None
 
     @property
     def routed(self) -> bool:

@@ -71,8 +71,11 @@ def normalize(
         sent_at=message.sent_at or received_at,
         received_at=received_at,
         attachments=tuple(message.attachments),
-        attributes=message.attributes,
+        attributes=(
+            message.attributes | {"inbox": message.inbox} if message.inbox else message.attributes
+        ),
         kind=message.kind,
+        inbox=message.inbox,
     )
 
 

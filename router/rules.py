@@ -15,6 +15,7 @@ are unions::
     description = "Spanish refunds go to the billing desk"   # optional, for people
     match.channel = ["email", "chat"]           # the message's channel is one of these
     match.source = ["whatsapp"]                 # the connector it came through is one of these
+    match.inbox = ["email:sales@*", "whatsapp:1065*"]  # where it arrived (glob patterns)
     match.words = ["refund", "chargeback"]      # any whole word or phrase in subject or text
     match.regex = ["(?i)order\\\\s*#?\\\\d{6}"]     # any Python regex found in subject + text
     match.language = ["es"]                     # detected language (ISO 639-1) is one of these
@@ -49,6 +50,10 @@ Matching:
   ``language`` condition. Detection runs once per message, and only when a rule has a
   ``language`` condition and its cheaper conditions all held.
 - ``source``, ``identity_kinds``, ``tags``: compared case-insensitively.
+- ``inbox``: the business address, number, page or account the message arrived at, as
+  its connector names it (``InboundMessage.inbox``, ``email:support@acme.example``,
+  ``twilio:+14155550199``); shell-style patterns (``*``, ``?``, ``[...]``),
+  case-insensitive. A message without an inbox matches no ``inbox`` condition.
 - ``repeat``: at least ``count`` messages from this customer with ``sent_at`` in the
   last ``within_s`` seconds, the new one included (``RoutingContext.recent`` holds the
   customer's earlier messages; the new message is not among them).
@@ -165,6 +170,17 @@ class _Source:
 
 
 @dataclass(frozen=True)
+class _Inbox:
+    cost: ClassVar[int] = 0
+    pattern: re.Pattern[str]
+    """Every glob of the condition as one case-insensitive regex (``fnmatch.translate``)."""
+
+    def holds(self, facts: Facts) -> bool:
+        inbox = facts.message.inbox
+        return inbox is not None and self.pattern.match(inbox) is not None
+
+
+@dataclass(frozen=True)
 class _IdentityKinds:
     cost: ClassVar[int] = 1
     values: frozenset[str]
@@ -271,6 +287,7 @@ class _Language:
 _Condition = (
     _Channel
     | _Source
+    | _Inbox
     | _IdentityKinds
     | _Attributes
     | _Tags

@@ -9,6 +9,7 @@ condition types, cheapest first.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from router.rules import (
     _Channel,
     _Condition,
     _IdentityKinds,
+    _Inbox,
     _Language,
     _Regex,
     _Repeat,
@@ -49,6 +51,7 @@ MATCH_KEYS = (
     "calendar",
     "channel",
     "identity_kinds",
+    "inbox",
     "language",
     "regex",
     "repeat",
@@ -252,6 +255,11 @@ def _source(values: tuple[str, ...], where: str, known: _Known) -> _Source:
     return _Source(frozenset(v.casefold() for v in values))
 
 
+def _inbox(values: tuple[str, ...], where: str, known: _Known) -> _Inbox:
+    alternatives = "|".join(fnmatch.translate(v.strip()) for v in values)
+    return _Inbox(re.compile(f"(?:{alternatives})", re.IGNORECASE))
+
+
 def _identity_kinds(values: tuple[str, ...], where: str, known: _Known) -> _IdentityKinds:
     return _IdentityKinds(frozenset(v.lower() for v in values))
 
@@ -288,6 +296,7 @@ def _regex(values: tuple[str, ...], where: str, known: _Known) -> _Regex | None:
 _LIST_CONDITIONS: dict[str, Callable[[tuple[str, ...], str, _Known], _Condition | None]] = {
     "channel": _channel,
     "source": _source,
+    "inbox": _inbox,
     "identity_kinds": _identity_kinds,
     "tags": _tags,
     "language": _language,

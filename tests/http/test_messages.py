@@ -198,3 +198,13 @@ async def test_messages_published_to_omniroute_inbound_are_ingested(
     assert item["message"]["text"] == body["text"]
     _, again = await post(client, body)
     assert again["duplicate"] is True
+
+
+async def test_the_inbox_is_kept_on_the_stored_message(client: Client) -> None:
+    body = message(inbox="email:sales@acme.example")
+    response = await client.post("/v1/messages", json=body, headers=AUTH)
+    assert response.status == 202, await response.text()
+    customer_id = (await response.json())["customer_id"]
+    page = await client.get(f"/v1/customers/{customer_id}/history", headers=AUTH)
+    [stored] = (await page.json())["messages"]
+    assert stored["attributes"]["inbox"] == "email:sales@acme.example"

@@ -5,6 +5,7 @@ import tomllib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -506,7 +507,7 @@ def test_every_problem_is_reported_with_its_key() -> None:
         'rules[1].then.sla: unknown sla policy "gold" (known: default, premium)',
         "rules[1].then.priority: must be an integer 1..5, not 7",
         "rules[1].match.mood: unknown condition (known: attributes, business_hours, calendar,"
-        " channel, identity_kinds, language, regex, repeat, source, tags, words)",
+        " channel, identity_kinds, inbox, language, regex, repeat, source, tags, words)",
         'rules[1].match.channel: unknown channel "fax" (known: email, chat, social, sms, voice,'
         " other)",
         'rules[2].match.regex[0]: invalid regex "(unclosed": missing ), unterminated subpattern'
@@ -603,3 +604,23 @@ def test_only_clean_rules_are_kept_and_the_path_is_used() -> None:
     assert compiled.names == ("ok",)
     assert len(problems) == 1
     assert re.match(r'routing\.rules\[1\]\.then\.queue: unknown queue "nope"', problems[0])
+
+
+def test_inbox_routes_by_where_the_message_arrived() -> None:
+    rs = ruleset(
+        """
+        [[rules]]
+        name = "sales"
+        match.inbox = ["email:sales@*", "twilio:+1415*"]
+        """
+    )
+    arrived = {
+        "EMAIL:Sales@acme.example": True,
+        "email:support@acme.example": False,
+        "twilio:+14155550199": True,
+        "twilio:+34600111222": False,
+        None: False,
+    }
+    for inbox, expected in arrived.items():
+        msg = msgspec.structs.replace(message(), inbox=inbox)
+        assert (run(rs, facts(msg)).matched == ("sales",)) is expected, inbox
