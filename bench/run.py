@@ -53,7 +53,7 @@ from workload import write_templates
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "results"
-TOKEN = "bench-token"  # noqa: S105 — the bench's own throwaway daemons
+TOKEN = "bench-token"
 QUEUE = "default"
 POLL_S = 0.25
 

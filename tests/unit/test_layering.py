@@ -34,6 +34,8 @@ PURE = [
     "background.py",
     "presence.py",
     "agent_tokens.py",
+    "signed_tokens.py",
+    "ledger.py",
     "simulate/adapter.py",
     "simulate/agents.py",
     "simulate/backlog.py",
