@@ -19,15 +19,14 @@ The layout's version is ``PRAGMA user_version``.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Final, TypeVar
 
+from router.backends.sqlite_worker import SqliteWorker
 from router.errors import BackendUnavailable
 from router.ledger import DeliveryReport, QuarantineEntry, QuarantinePage
 
@@ -76,30 +75,19 @@ class SqliteLedger:
     """The embedded ``Ledger``: durable in one file; any number of processes may share it."""
 
     def __init__(self, path: Path) -> None:
-        self._path = path
-        self._executor: ThreadPoolExecutor | None = None
-        self._db: sqlite3.Connection | None = None
+        self._worker: SqliteWorker[sqlite3.Connection] = SqliteWorker(
+            path,
+            what="SQLite ledger",
+            thread_name="omniroute-ledger",
+            opener=_connect,
+            closer=sqlite3.Connection.close,
+        )
 
     async def open(self) -> None:
-        if self._executor is not None:
-            return
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omniroute-ledger")
-        self._executor = executor
-        try:
-            self._db = await self._submit(executor, lambda: _connect(self._path))
-        except BaseException:
-            executor.shutdown(wait=False)
-            self._executor = None
-            raise
+        await self._worker.open()
 
     async def close(self) -> None:
-        executor, db = self._executor, self._db
-        self._executor = self._db = None
-        if executor is None:
-            return
-        if db is not None:
-            await asyncio.get_running_loop().run_in_executor(executor, db.close)
-        executor.shutdown(wait=True)
+        await self._worker.close()
 
     async def record_delivery(self, report: DeliveryReport) -> bool:
         row = (report.source, report.external_id, report.status, codec.encode(report))
@@ -147,28 +135,11 @@ class SqliteLedger:
     async def set_cursor(self, key: str, value: str) -> None:
         await self._call(lambda db: _written(db, _SET_CURSOR, (key, value)))
 
-    # --- the worker thread ------------------------------------------------------------
-
     async def _call(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        db, executor = self._db, self._executor
-        if db is None or executor is None:
-            raise BackendUnavailable("the SQLite ledger is not open")
-        return await self._submit(executor, lambda: operation(db))
-
-    async def _submit(self, executor: ThreadPoolExecutor, operation: Callable[[], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, _translated, operation, self._path)
+        return await self._worker.call(operation)
 
 
 # --- on the worker thread ---------------------------------------------------------------
-
-
-def _translated(operation: Callable[[], T], path: Path) -> T:
-    """sqlite3's (and the file system's) errors leave as ``BackendUnavailable``."""
-    try:
-        return operation()
-    except (sqlite3.Error, OSError) as exc:
-        raise BackendUnavailable(f"SQLite ledger {path.name}: {exc}") from exc
 
 
 def _connect(path: Path) -> sqlite3.Connection:

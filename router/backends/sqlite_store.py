@@ -20,16 +20,14 @@ duplicates. History cursors are ``<sent_ms>:<message_id>``. The routing half
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
+from router.backends.sqlite_worker import SqliteWorker
 from router.clock import to_ms
-from router.errors import BackendUnavailable, InputError, NotFound
+from router.errors import InputError, NotFound
 from router.models import (
     BacklogStats,
     ClaimedItem,
@@ -62,30 +60,19 @@ class SqliteStore:
     """The embedded ``Store``: durable in one file, one process."""
 
     def __init__(self, path: Path) -> None:
-        self._path = path
-        self._executor: ThreadPoolExecutor | None = None
-        self._db: Database | None = None
+        self._worker: SqliteWorker[Database] = SqliteWorker(
+            path,
+            what="SQLite store",
+            thread_name="omniroute-sqlite",
+            opener=Database.open,
+            closer=Database.close,
+        )
 
     async def open(self) -> None:
-        if self._executor is not None:
-            return
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omniroute-sqlite")
-        self._executor = executor
-        try:
-            self._db = await self._submit(executor, lambda: Database.open(self._path))
-        except BaseException:
-            executor.shutdown(wait=False)
-            self._executor = None
-            raise
+        await self._worker.open()
 
     async def close(self) -> None:
-        executor, db = self._executor, self._db
-        self._executor = self._db = None
-        if executor is None:
-            return
-        if db is not None:
-            await asyncio.get_running_loop().run_in_executor(executor, db.close)
-        executor.shutdown(wait=True)  # the queue is empty: the idle thread exits at once
+        await self._worker.close()
 
     async def ping(self) -> None:
         await self._call(lambda db: db.ping())
@@ -190,26 +177,8 @@ class SqliteStore:
         bound = None if at_risk_before is None else score(at_risk_before, PRIORITY_SLOTS)
         return await self._call(lambda db: db.backlog_stats(bound))
 
-    # --- the worker thread ------------------------------------------------------------
-
     async def _call(self, operation: Callable[[Database], T]) -> T:
-        db, executor = self._db, self._executor
-        if db is None or executor is None:
-            raise BackendUnavailable("the SQLite store is not open")
-        return await self._submit(executor, lambda: operation(db))
-
-    async def _submit(self, executor: ThreadPoolExecutor, operation: Callable[[], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, _translated, operation, self._path)
-
-
-def _translated(operation: Callable[[], T], path: Path) -> T:
-    """Run on the worker thread; sqlite3's (and the file system's) errors leave as
-    ``BackendUnavailable``."""
-    try:
-        return operation()
-    except (sqlite3.Error, OSError) as exc:
-        raise BackendUnavailable(f"SQLite store {path.name}: {exc}") from exc
+        return await self._worker.call(operation)
 
 
 def _parse_cursor(before: str | None) -> tuple[int, str]:
