@@ -84,11 +84,10 @@ from typing import Any, Final
 
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from router.backends import redis_codec as codec
 from router.backends.redis_errors import translated
+from router.backends.redis_scripts import base_key, connect
 from router.errors import BackendUnavailable, Conflict, InputError, NotFound
 from router.models import (
     BacklogStats,
@@ -107,7 +106,6 @@ from router.models import (
 )
 from router.urgency import PRIORITY_SLOTS, deadline_of, score
 
-_PREFIX: Final = re.compile(r"[\w.:-]{1,100}\Z", re.ASCII)
 _CURSOR: Final = re.compile(r"\d{18}:[^\x00]+\Z")
 _INGEST_CHUNK: Final = 200  # messages per EVALSHA: bounds how long one script holds Redis
 _REQUEUE_BATCH: Final = 500
@@ -166,11 +164,9 @@ class RedisStore:
         command_timeout_s: float = 5.0,
         health_check_interval_s: int = 15,
     ) -> None:
-        if not _PREFIX.match(prefix):
-            raise ValueError("the Redis prefix must be letters, digits and _ . : - only")
+        self._base = base_key(prefix)
         self._url = url
         self._name = f"omniroute:{prefix}"
-        self._base = f"{{{prefix}}}:"
         self._timeouts = (connect_timeout_s, command_timeout_s, health_check_interval_s)
         self._scripts = _Scripts()
         self._client: aioredis.Redis | None = None
@@ -184,17 +180,12 @@ class RedisStore:
 
     def _connect(self) -> aioredis.Redis:
         connect_s, command_s, health_s = self._timeouts
-        return aioredis.Redis.from_url(
+        return connect(
             self._url,
-            decode_responses=False,  # scripts answer one msgpack blob, decoded by msgspec
-            client_name=self._name,  # CLIENT LIST shows which deployment a connection serves
-            socket_connect_timeout=connect_s,
-            socket_timeout=command_s,
-            health_check_interval=health_s,
-            # One immediate retry on a broken connection (a restarted server), none on
-            # a timeout, whose command may have run.
-            retry=Retry(NoBackoff(), 1, supported_errors=(rexc.ConnectionError,)),
-            retry_on_timeout=False,
+            self._name,  # scripts answer one msgpack blob, decoded by msgspec
+            connect_timeout_s=connect_s,
+            command_timeout_s=command_s,
+            health_check_interval_s=health_s,
         )
 
     async def close(self) -> None:
