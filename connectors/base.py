@@ -88,10 +88,17 @@ class WebhookRequest:
         return next((v for k, v in self.query if k == name), None)
 
     def form(self) -> list[tuple[str, str]]:
-        """The body as ``application/x-www-form-urlencoded`` pairs, in order."""
+        """The body as ``application/x-www-form-urlencoded`` pairs, in order; empty when
+        it is not text or has more than 1000 fields, more than any provider posts (counted
+        before any is built: this runs before the signature is checked, which then fails)."""
         try:
-            return parse_qsl(self.body.decode(), keep_blank_values=True, strict_parsing=False)
-        except UnicodeDecodeError:
+            return parse_qsl(
+                self.body.decode(),
+                keep_blank_values=True,
+                strict_parsing=False,
+                max_num_fields=1000,
+            )
+        except ValueError:  # UnicodeDecodeError, or too many fields
             return []
 
 

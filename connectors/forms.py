@@ -20,7 +20,8 @@ from router.errors import InputError
 MULTIPART = "multipart/form-data"
 URLENCODED = "application/x-www-form-urlencoded"
 MAX_PARTS = 1000
-"""More parts than any provider sends: a body with more is refused, not parsed."""
+"""More parts than any provider sends: a body with more is refused as soon as the parser
+reaches part ``MAX_PARTS + 1``, before building it."""
 
 _CRLF = b"\r\n"
 
@@ -103,17 +104,30 @@ def parse_form(body: bytes, content_type: str | None) -> Form:
 
 
 def parse_urlencoded(body: bytes) -> Form:
-    """``a=1&b=%C3%A9`` -> parts with percent-decoded bytes (``+`` is a space)."""
+    """``a=1&b=%C3%A9`` -> parts with percent-decoded bytes (``+`` is a space). A body of
+    more than ``MAX_PARTS`` fields is refused at the first field over the limit, before it
+    is decoded: this runs before any signature is checked."""
     if not body.isascii():
         raise InputError(f"{URLENCODED} body has bytes outside ASCII")
-    parts = []
-    for pair in body.split(b"&"):
-        if not pair:
-            continue
+    parts: list[FormPart] = []
+    for pair in _pairs(body):
+        _room_for_one_more(parts)
         raw_name, _, raw_value = pair.partition(b"=")
         name = decode(_unquote(raw_name), "utf-8")
         parts.append(FormPart(name=name, value=_unquote(raw_value)))
-    return Form(tuple(_limited(parts)))
+    return Form(tuple(parts))
+
+
+def _pairs(body: bytes) -> Iterator[bytes]:
+    """The non-empty ``&``-separated pieces, one at a time (never all at once: a hostile
+    body of millions of ``&`` must cost no more than the fields it is allowed)."""
+    start = 0
+    while start <= len(body):
+        end = body.find(b"&", start)
+        end = len(body) if end < 0 else end
+        if end > start:
+            yield body[start:end]
+        start = end + 1
 
 
 def _unquote(raw: bytes) -> bytes:
@@ -150,15 +164,15 @@ def parse_multipart(body: bytes, boundary: str) -> Form:
         following = text.find(delimiter, line_end)
         if following < 0:
             raise InputError("multipart body is not closed by its final boundary")
+        _room_for_one_more(parts)
         parts.append(_part(text[line_end + 2 : following]))
-        _limited(parts)
         position = following + len(delimiter)
 
 
-def _limited(parts: list[FormPart]) -> list[FormPart]:
-    if len(parts) > MAX_PARTS:
+def _room_for_one_more(parts: list[FormPart]) -> None:
+    """Checked before each part is built: a form never costs more than ``MAX_PARTS``."""
+    if len(parts) >= MAX_PARTS:
         raise InputError(f"form has more than {MAX_PARTS} parts")
-    return parts
 
 
 def _part(chunk: bytes) -> FormPart:

@@ -1,5 +1,6 @@
 """The pure parts of the IMAP poller: reading the server's answers (as aioimaplib hands
-them over: a list of lines, literals as ``bytearray``), the cursor, the backoff."""
+them over: a list of lines, literals as ``bytearray``), the search date, the cursor, the
+backoff, and what is kept of a message too large to take."""
 
 from __future__ import annotations
 
@@ -7,10 +8,17 @@ import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
+
+from connectors.base import Parsed, Quarantined
+from connectors.email.headers import decoded, split_headers
 
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]", re.IGNORECASE)
 _UIDNEXT = re.compile(rb"\[UIDNEXT (\d+)\]", re.IGNORECASE)
 _BODY_LITERAL = re.compile(rb"BODY\[\] \{\d+\}$", re.IGNORECASE)
+_HEADER_LITERAL = re.compile(rb"BODY\[HEADER\] \{\d+\}$", re.IGNORECASE)
+_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)", re.IGNORECASE)
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 Lines = Sequence[bytes | bytearray]
 
@@ -42,10 +50,52 @@ def search_uids(lines: Lines) -> list[int]:
 def fetched_body(lines: Lines) -> bytes | None:
     """The ``BODY[]`` literal of a one-message ``UID FETCH``; None when the server sent
     none (the message was expunged meanwhile)."""
+    return _literal(_BODY_LITERAL, lines)
+
+
+def fetched_header(lines: Lines) -> bytes | None:
+    """The ``BODY[HEADER]`` literal of a one-message ``UID FETCH``; None when none came."""
+    return _literal(_HEADER_LITERAL, lines)
+
+
+def _literal(opening: re.Pattern[bytes], lines: Lines) -> bytes | None:
     for line, following in itertools.pairwise(lines):
-        if isinstance(line, bytes) and _BODY_LITERAL.search(line):
+        if isinstance(line, bytes) and opening.search(line):
             return bytes(following)
     return None
+
+
+def fetched_size(lines: Lines) -> int | None:
+    """``RFC822.SIZE`` of a one-message ``UID FETCH``; None when the server sent none."""
+    return _code(_SIZE, lines)
+
+
+def imap_date(day: date) -> str:
+    """A ``SEARCH`` date (RFC 3501 ``date``): ``1-Nov-2026``, month names in English
+    whatever the locale."""
+    return f"{day.day}-{_MONTHS[day.month - 1]}-{day.year}"
+
+
+def oversized(header: bytes, size: int, limit: int) -> Parsed:
+    """A message over ``max_message_bytes``, never fetched: its header, quarantined, so
+    an operator sees who wrote what and can read the rest in the mailbox."""
+    fields: dict[str, str] = {}
+    for name, value in split_headers(header):
+        fields.setdefault(name.lower(), value)
+    summary = {
+        "from": fields.get("from"),
+        "subject": decoded(fields.get("subject")),
+        "message_id": fields.get("message-id"),
+        "size": str(size),
+    }
+    held = Quarantined(
+        reason=f"message of {size} bytes is over max_message_bytes ({limit}): only its "
+        "header is kept, the message stays in the mailbox",
+        raw=header,
+        content_type="text/rfc822-headers",
+        summary={key: value for key, value in summary.items() if value},
+    )
+    return Parsed(quarantined=[held])
 
 
 @dataclass(frozen=True)

@@ -1,29 +1,33 @@
 """The IMAP poller: takes each new message of one mailbox, stores it, then marks it read.
 
-Per message, in this order: fetch with ``BODY.PEEK[]`` (nothing is marked read yet),
-``Intake.accept`` (returns once stored, quarantined or recorded), ``\\Seen``, then the
-cursor ``<uidvalidity>:<uid>`` in the ledger (shared by every router process). A crash
-between two steps takes the message again, and the store answers it as a duplicate.
+Per message, in this order: its ``RFC822.SIZE``, then fetch with ``BODY.PEEK[]`` (nothing
+is marked read yet; a message over ``max_message_bytes`` is not fetched: its header
+alone is quarantined), ``Intake.accept`` (returns once stored, quarantined or recorded),
+``\\Seen``, then the cursor ``<uidvalidity>:<uid>`` in the ledger (shared by every router
+process). A crash between two steps takes the message again, and the store answers it as
+a duplicate.
 
 Which messages are new: those above the cursor's UID. With no cursor, or when the
 mailbox's UIDVALIDITY changed (it was rebuilt: its UIDs now name other messages), the
-unread ones; the cursor then starts at the mailbox's end. Between rounds the poller
-waits with IDLE when the server has it (re-issued every ``idle_renew_s``), else sleeps
-``poll_s``. A lost connection or a store outage is retried with backoff, and a message
-is never marked read unless it was stored.
+unread ones (with ``since_days``, only those that arrived within that many days: older
+unread mail is left as it is, unread); the cursor then starts at the mailbox's end.
+Between rounds the poller waits with IDLE when the server has it (re-issued every
+``idle_renew_s``), else sleeps ``poll_s``. A lost connection or a store outage is
+retried with backoff, and a message is never marked read unless it was stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import date, timedelta
 
 import aioimaplib
 import structlog
 
-from connectors.base import Intake
+from connectors.base import Intake, Parsed
 from connectors.email import parse_email
-from connectors.imap.parse import Cursor, backoff_s
+from connectors.imap.parse import Cursor, backoff_s, oversized
 from connectors.imap.session import ImapSession
 from connectors.imap.settings import ImapSettings
 from router.clock import Clock
@@ -129,7 +133,7 @@ class ImapPoller:
         else:
             if cursor is not None:
                 log.info("imap.uidvalidity_changed", mailbox=self._settings.mailbox)
-            uids, fresh = await session.unseen(), True
+            uids, fresh = await session.unseen(self._since()), True
         for uid in uids:
             if self._stop.is_set():
                 return False
@@ -140,26 +144,44 @@ class ImapPoller:
             await intake.set_cursor(key, Cursor(validity, end).encode())
         return bool(uids)
 
+    def _since(self) -> date | None:
+        """The first day a first run takes unread mail from; None: every unread one."""
+        days = self._settings.since_days
+        return (self._clock.now() - timedelta(days=days)).date() if days else None
+
     async def _take(self, intake: Intake, session: ImapSession, uid: int) -> None:
-        raw = await session.fetch(uid)
-        if raw is None:
+        size = await session.size(uid)
+        parsed = await self._read(session, uid, size) if size is not None else None
+        if parsed is None:
             log.info("imap.gone", uid=uid)
             return
-        parsed = await asyncio.to_thread(  # a large mail must not hold up the event loop
-            parse_email, raw, options=self._options, received_at=self._clock.now(), via=CONNECTOR
-        )
         accepted = await intake.accept(CONNECTOR, parsed)
         seen = await session.mark_seen(uid)
         log.info(
             "imap.stored",
             uid=uid,
-            size=len(raw),
+            size=size,
             seen=seen,
             accepted=accepted.accepted,
             duplicates=accepted.duplicates,
             recorded=accepted.recorded,
             quarantined=accepted.quarantined,
             ignored=accepted.ignored,
+        )
+
+    async def _read(self, session: ImapSession, uid: int, size: int) -> Parsed | None:
+        """The message parsed, or only its header quarantined when it is over the size
+        limit; None when it is gone."""
+        limit = self._settings.max_message_bytes
+        if size > limit:
+            header = await session.fetch_header(uid)
+            log.warning("imap.too_large", uid=uid, size=size, max_message_bytes=limit)
+            return None if header is None else oversized(header, size, limit)
+        raw = await session.fetch(uid)
+        if raw is None:
+            return None
+        return await asyncio.to_thread(  # a large mail must not hold up the event loop
+            parse_email, raw, options=self._options, received_at=self._clock.now(), via=CONNECTOR
         )
 
 

@@ -12,11 +12,20 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Awaitable
+from datetime import date
 from typing import Any, TypeVar
 
 import aioimaplib
 
-from connectors.imap.parse import fetched_body, search_uids, uidnext, uidvalidity
+from connectors.imap.parse import (
+    fetched_body,
+    fetched_header,
+    fetched_size,
+    imap_date,
+    search_uids,
+    uidnext,
+    uidvalidity,
+)
 from connectors.imap.settings import ImapSettings
 
 T = TypeVar("T")
@@ -65,8 +74,12 @@ class ImapSession:
             raise ConnectionError(f"SELECT {settings.mailbox}: the server gave no UIDVALIDITY")
         self.uidvalidity, self.uidnext = validity, uidnext(selected.lines)
 
-    async def unseen(self) -> list[int]:
-        return await self._search("UNSEEN")
+    async def unseen(self, since: date | None = None) -> list[int]:
+        """UIDs of the unread messages; with ``since``, of those that arrived on or after
+        that day (``SINCE``: the server's internal date, by day)."""
+        if since is None:
+            return await self._search("UNSEEN")
+        return await self._search("UNSEEN", "SINCE", imap_date(since))
 
     async def after(self, uid: int) -> list[int]:
         """UIDs above ``uid`` (``UID n:*`` also names the newest message when every UID
@@ -77,11 +90,21 @@ class ImapSession:
         found = _ok(await self._call(self._client.uid_search(*criteria, charset=None)), "SEARCH")
         return search_uids(found.lines)
 
+    async def size(self, uid: int) -> int | None:
+        """The message's ``RFC822.SIZE`` in bytes; None when it is gone."""
+        fetched = await self._call(self._client.uid("FETCH", str(uid), "(RFC822.SIZE)"))
+        return fetched_size(_ok(fetched, "FETCH").lines)
+
     async def fetch(self, uid: int) -> bytes | None:
         """The whole message, without setting ``\\Seen`` (``BODY.PEEK[]``); None when it
         is gone (expunged by another client)."""
         fetched = await self._call(self._client.uid("FETCH", str(uid), "(BODY.PEEK[])"))
         return fetched_body(_ok(fetched, "FETCH").lines)
+
+    async def fetch_header(self, uid: int) -> bytes | None:
+        """The message's header alone, without setting ``\\Seen``; None when it is gone."""
+        fetched = await self._call(self._client.uid("FETCH", str(uid), "(BODY.PEEK[HEADER])"))
+        return fetched_header(_ok(fetched, "FETCH").lines)
 
     async def mark_seen(self, uid: int) -> bool:
         """False when the server refuses (a read-only mailbox): the cursor still moves on."""

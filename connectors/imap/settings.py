@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from connectors.checks import positive, tcp_port
+from connectors.checks import not_negative, positive, tcp_port
 from connectors.email import EmailOptions
 from connectors.email.fields import DEFAULT_MAX_ATTACHMENT_BYTES
 from router.settings import Secret
@@ -36,6 +36,13 @@ class ImapSettings:
     behind a NAT that forgets quiet connections sooner)."""
     own_addresses: tuple[str, ...] = ()
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
+    max_message_bytes: int = 25 * 1024 * 1024
+    """A message larger than this (its ``RFC822.SIZE``) is not fetched: its header alone
+    is quarantined, the message is marked read and stays in the mailbox."""
+    since_days: int = 0
+    """On a first run (no cursor yet, or a rebuilt mailbox), take only the unread mail
+    that arrived within this many days (IMAP ``SINCE``, by the server's arrival date);
+    older unread mail is left alone, unread. 0: every unread message."""
     timeout_s: float = 30.0
     """How long one IMAP command may take before the connection counts as lost."""
     reconnect_min_s: float = 1.0
@@ -50,6 +57,8 @@ class ImapSettings:
             "poll_s": positive,
             "idle_renew_s": positive,
             "max_attachment_bytes": positive,
+            "max_message_bytes": positive,
+            "since_days": not_negative,
             "timeout_s": positive,
             "reconnect_min_s": positive,
             "reconnect_max_s": positive,

@@ -4,6 +4,7 @@ Only what a customer wrote becomes a message: the first message of a conversatio
 customer started (``conversation.user.created``, its ``source``) and the customer's parts
 of a reply (``conversation.user.replied``). Teammates' and bots' parts, and every other
 topic (``ping``, ``conversation.admin.*``, contacts, tickets), are acknowledged and ignored.
+``inbox`` is ``intercom:<app_id>`` (the workspace the notification names), when given.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def parse_notification(body: bytes) -> Parsed:
     if note.data is None:
         raise InputError(f"Intercom {note.topic} notification has no data.item")
     conversation = _decode(note.data.item, Conversation, "conversation")
-    messages = _messages(note.topic, conversation)
+    inbox = f"{SOURCE}:{note.app_id}" if note.app_id else None
+    messages = _messages(note.topic, conversation, inbox)
     ignored = [] if messages else [f"{note.topic}:no_customer_message"]
     return Parsed(messages=messages, ignored=ignored)
 
@@ -62,7 +64,7 @@ def _decode(raw: bytes | msgspec.Raw, kind: type[T], what: str) -> T:
         raise InputError(f"not an Intercom {what}: {exc}") from None
 
 
-def _messages(topic: str, conversation: Conversation) -> list[InboundMessage]:
+def _messages(topic: str, conversation: Conversation, inbox: str | None) -> list[InboundMessage]:
     found = []
     source = conversation.source
     if topic == CREATED and source is not None and _by_customer(source.author):
@@ -71,7 +73,7 @@ def _messages(topic: str, conversation: Conversation) -> list[InboundMessage]:
     for part in (parts.conversation_parts or []) if parts else []:
         if _by_customer(part.author) and (part.body or part.attachments):
             found.append(_from_part(conversation, part, part.author))
-    return found
+    return [msgspec.structs.replace(message, inbox=inbox) for message in found]
 
 
 def _by_customer(author: Author | None) -> TypeGuard[Author]:
@@ -132,11 +134,21 @@ def _message(
         text=text,
         thread=conversation.id,
         subject=subject,
-        sent_at=datetime.fromtimestamp(sent_at, UTC) if sent_at else None,
+        sent_at=_time(sent_at),
         attachments=[_attachment(a) for a in attachments or []] + [_image(u) for u in images],
         attributes={"intercom_conversation": conversation.id}
         | {k: v for k, v in attributes.items() if v},
     )
+
+
+def _time(unix_s: int | None) -> datetime | None:
+    """Unix seconds; None when absent or out of range (the receipt time stands in)."""
+    if not unix_s:
+        return None
+    try:
+        return datetime.fromtimestamp(unix_s, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _identities(author: Author) -> list[IdentityIn]:

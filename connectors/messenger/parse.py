@@ -18,7 +18,8 @@
 The sender is the page-scoped id, kind ``messenger`` or ``instagram``, value
 ``<page or account id>:<scoped id>``, verified: the id means nothing outside the
 Page or account that received the message. Meta's webhook carries no name. The thread
-is the same pair: the customer's chat with that Page or account.
+is the same pair: the customer's chat with that Page or account. The ``inbox`` is the
+Page or account alone: ``messenger:<page id>``, ``instagram:<account id>``.
 """
 
 from __future__ import annotations
@@ -216,6 +217,7 @@ def _message(
             sender=scope.sender(),
             text=text,
             thread=f"{scope.account}:{scope.customer}",
+            inbox=f"{scope.platform.source}:{scope.account}",
             sent_at=scope.at,
             attachments=attachments or [],
             attributes=attributes,

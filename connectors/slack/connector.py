@@ -32,12 +32,13 @@ class SlackConnector(WebhookOnly):
 
     def __init__(self, settings: SlackSettings, context: ConnectorContext) -> None:
         self._secret = settings.signing_secret.get().encode()
+        self._ignore = frozenset(settings.ignore_users)
 
     def verify(self, request: WebhookRequest) -> Verified:
         """``X-Slack-Signature`` is ``v0=`` + hex HMAC-SHA256 of ``v0:<timestamp>:<body>``;
         the timestamp must be within five minutes of the time it arrived."""
         stamp = request.header("X-Slack-Request-Timestamp")
-        if stamp is None or not (stamp.isascii() and stamp.isdigit()):
+        if stamp is None or not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
             raise Unauthorized("missing or malformed X-Slack-Request-Timestamp")
         signed = b"v0:" + stamp.encode() + b":" + request.body
         expected = "v0=" + hmac_hex(self._secret, signed)
@@ -47,4 +48,4 @@ class SlackConnector(WebhookOnly):
         return Verified()
 
     async def parse(self, request: WebhookRequest) -> Parsed:
-        return parse_request(request.body)
+        return parse_request(request.body, ignore=self._ignore)

@@ -7,8 +7,10 @@
   event are duplicates of the stored one.
 - ``message_changed`` → an edit; ``message_deleted`` → a ``deleted`` delivery report on the
   message (its history entry stays).
-- Bot messages (``bot_id``, ``bot_message``), other subtypes (joins, topics ...) and other
-  event types are acknowledged and ignored.
+- Bot messages (``bot_id``, ``bot_message``), other subtypes (joins, topics ...), other
+  event types, and messages, edits and deletions by the people ``ignore`` names (the
+  business's staff: ``<team>:<user>`` or ``<team>:*``) are acknowledged and ignored.
+- ``inbox`` is ``slack:<team id>``: the workspace the app is installed in.
 
 Threads: a direct conversation with the app (``im``) is one conversation, threaded or
 not, like a chat: its thread is the channel. In a shared channel every top-level message
@@ -41,7 +43,7 @@ CONTENT_SUBTYPES = frozenset({"file_share", "thread_broadcast", "me_message"})
 _json = msgspec.json.Encoder()
 
 
-def parse_request(body: bytes) -> Parsed:
+def parse_request(body: bytes, *, ignore: frozenset[str] = frozenset()) -> Parsed:
     try:
         found = envelope(body)
         if found.type == "url_verification":
@@ -53,7 +55,7 @@ def parse_request(body: bytes) -> Parsed:
         kind = head(found.event)
         if kind.type not in MESSAGE_EVENTS:
             return Parsed(ignored=[f"event:{kind.type}"])
-        return _message_event(found.team_id, message(found.event))
+        return _message_event(found.team_id, message(found.event), ignore)
     except (msgspec.DecodeError, ValueError) as exc:
         raise InputError(f"body is not a Slack Events API request: {exc}") from None
 
@@ -65,34 +67,37 @@ def _challenge(challenge: str | None) -> Parsed:
     return Parsed(reply=reply)
 
 
-def _message_event(team: str, event: Message) -> Parsed:
+def _message_event(team: str, event: Message, ignore: frozenset[str]) -> Parsed:
     if not event.channel:
         raise InputError("Slack message event without a channel")
     if event.subtype == "message_changed":
-        return _changed(team, event.channel, event)
+        return _changed(team, event.channel, event, ignore)
     if event.subtype == "message_deleted":
-        return _deleted(team, event.channel, event)
-    skip = _skip(event)
+        return _deleted(team, event.channel, event, ignore)
+    skip = _skip(team, event, ignore)
     if skip is not None:
         return Parsed(ignored=[skip])
     return Parsed(messages=[to_inbound(team, event.channel, event.channel_type, event)])
 
 
-def _skip(event: Message) -> str | None:
+def _skip(team: str, event: Message, ignore: frozenset[str]) -> str | None:
     if event.bot_id is not None or event.subtype == "bot_message":
         return "bot_message"
     if event.subtype is not None and event.subtype not in CONTENT_SUBTYPES:
         return f"subtype:{event.subtype}"
     if not event.user or not event.ts:
         return "no_user"
+    home = _home(team, event)
+    if f"{home}:{event.user}" in ignore or f"{home}:*" in ignore:
+        return "ignored_user"
     return None
 
 
-def _changed(team: str, channel: str, event: Message) -> Parsed:
+def _changed(team: str, channel: str, event: Message, ignore: frozenset[str]) -> Parsed:
     new = event.message
     if new is None:
         raise InputError("Slack message_changed without the message")
-    skip = _skip(new)
+    skip = _skip(team, new, ignore)
     if skip is not None:
         return Parsed(ignored=[skip])
     if event.previous_message is not None and event.previous_message.text == new.text:
@@ -102,10 +107,11 @@ def _changed(team: str, channel: str, event: Message) -> Parsed:
     return Parsed(edits=[Edit(message=inbound, edited_at=edited_at)])
 
 
-def _deleted(team: str, channel: str, event: Message) -> Parsed:
+def _deleted(team: str, channel: str, event: Message, ignore: frozenset[str]) -> Parsed:
     previous = event.previous_message
-    if previous is not None and _skip(previous) == "bot_message":
-        return Parsed(ignored=["bot_message"])
+    skip = _skip(team, previous, ignore) if previous is not None else None
+    if skip in ("bot_message", "ignored_user"):
+        return Parsed(ignored=[skip])
     deleted_ts = event.deleted_ts or (previous.ts if previous is not None else "")
     if not deleted_ts:
         raise InputError("Slack message_deleted without deleted_ts")
@@ -141,16 +147,20 @@ def to_inbound(team: str, channel: str, channel_type: str | None, event: Message
         sender=_sender(team, event),
         text=event.text,
         thread=thread_of(channel, channel_type, event),
+        inbox=f"{SOURCE}:{team}",
         sent_at=_time(event.ts),
         attachments=[_file(f) for f in event.files],
         attributes=attributes,
     )
 
 
+def _home(team: str, event: Message) -> str:
+    """The sender's own workspace: a Slack Connect guest keeps their home workspace's id."""
+    return event.user_team or event.team or team
+
+
 def _sender(team: str, event: Message) -> Sender:
-    """Workspace-scoped: a Slack Connect guest keeps their home workspace's id."""
-    home = event.user_team or event.team or team
-    identity = IdentityIn(kind="slack", value=f"{home}:{event.user}", verified=True)
+    identity = IdentityIn(kind="slack", value=f"{_home(team, event)}:{event.user}", verified=True)
     profile = event.user_profile
     name = (profile.real_name or profile.display_name) if profile is not None else None
     return Sender(name=name[:512] if name else None, identities=[identity])
@@ -167,7 +177,11 @@ def _file(file: File) -> Attachment:
 
 
 def _time(ts: str | None) -> datetime:
-    """A Slack ``ts`` (``"1355517523.000005"``, seconds); ``ValueError`` when malformed."""
+    """A Slack ``ts`` (``"1355517523.000005"``, seconds); ``InputError`` when it is no
+    time (missing, not a number, or out of range: ``1e400``, ``nan``)."""
     if not ts:
-        raise ValueError("missing ts")
-    return datetime.fromtimestamp(float(ts), UTC)
+        raise InputError("Slack message without ts")
+    try:
+        return datetime.fromtimestamp(float(ts), UTC)
+    except (OverflowError, OSError, ValueError):
+        raise InputError(f"Slack ts {ts[:32]!r} is not a time") from None

@@ -8,6 +8,7 @@
   contact whose ``user_id`` is the sender's own id adds their phone number, verified.
 - ``thread``: the private chat (``<chat_id>``); in a group ``<chat_id>:<user_id>``, in a
   forum topic ``<chat_id>:<topic_id>[:<user_id>]``.
+- No ``inbox``: an update does not name the bot it was sent to.
 """
 
 from __future__ import annotations
@@ -198,4 +199,8 @@ def _attributes(message: Message) -> dict[str, Any]:
 
 
 def _time(unix_s: int) -> datetime:
-    return datetime.fromtimestamp(unix_s, UTC)
+    """Unix seconds; ``InputError`` when out of range (a signed update is still bad input)."""
+    try:
+        return datetime.fromtimestamp(unix_s, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise InputError(f"Telegram date {str(unix_s)[:32]} is not a time") from None

@@ -110,10 +110,18 @@ def _incoming(form: dict[str, str], sid: str, raw: bytes) -> Parsed:
         ),
         text=_text(form),
         thread=form.get("To") or None,
+        inbox=_inbox(form.get("To", "")),
         attachments=_media(form),
         attributes=_attributes(form, prefix),
     )
     return Parsed(messages=[message], reply=EMPTY_TWIML)
+
+
+def _inbox(to: str) -> str | None:
+    """``twilio:+14155550199``: the business number, with any channel prefix
+    (``whatsapp:``) stripped, so one number is one inbox."""
+    number = to.rpartition(":")[2]
+    return f"{SOURCE}:{number}" if number else None
 
 
 def _text(form: dict[str, str]) -> str:

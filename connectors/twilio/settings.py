@@ -24,8 +24,10 @@ class TwilioSettings:
     webhook_url: str = ""
     """The exact URL configured in the Twilio console, query string included: Twilio
     signs it. Empty: ``http.public_url`` + the request's path and query."""
-    max_body_bytes: int = 0
-    """0: ``http.max_body_bytes``."""
+    max_body_bytes: int = 64 * 1024
+    """Twilio's posts are a few KB (the longest, a 4096-character WhatsApp text of
+    percent-encoded CJK, stays under 40 KB), so anything larger is refused (413) before
+    the signature is checked; 0: ``http.max_body_bytes``."""
 
     # Not annotated: ``router.settings.build_table`` reads every annotation as a key.
     checks = MappingProxyType({"webhook_url": _webhook_url, "max_body_bytes": body_limit})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 
 import msgspec
 
@@ -24,6 +25,9 @@ from connectors.twitter.settings import TwitterSettings
 from router.errors import InputError
 
 HEADER = "x-twitter-webhooks-signature"
+MAX_CRC_TOKEN = 255
+CRC_TOKEN = re.compile(rf"[A-Za-z0-9_\-=+/]{{1,{MAX_CRC_TOKEN}}}")
+"""What X sends as a ``crc_token``: a short base64 or URL-safe random string."""
 
 _json = msgspec.json.Encoder()
 
@@ -42,10 +46,19 @@ class TwitterConnector:
         self._mentions = settings.mentions
 
     def handshake(self, request: WebhookRequest) -> Reply:
-        """The CRC check: ``sha256=`` + base64 HMAC-SHA256 of ``crc_token``."""
+        """The CRC check: ``sha256=`` + base64 HMAC-SHA256 of ``crc_token``.
+
+        The answer is the signature a POST of ``crc_token`` as its body would carry, and
+        anyone may ask: only a token that can never be a delivery is answered (``CRC_TOKEN``
+        has no ``{``, and every delivery is a JSON object), else anyone could have any
+        forged body signed here."""
         token = request.query_value("crc_token")
         if not token:
             raise InputError("GET needs a crc_token (the X challenge-response check)")
+        if not CRC_TOKEN.fullmatch(token):
+            raise InputError(
+                f"crc_token must be 1 to {MAX_CRC_TOKEN} characters of A-Z a-z 0-9 _ - = + /"
+            )
         answer = {"response_token": self._signature(token.encode())}
         return Reply(body=_json.encode(answer), content_type="application/json")
 

@@ -66,6 +66,7 @@ def _direct_message(activity: Activity, event: DmEvent) -> InboundMessage | str:
         sender=_sender(create.sender_id, activity.users.get(create.sender_id)),
         text=_without_links(data.text, media),
         thread=f"dm:{activity.for_user_id}:{create.sender_id}",
+        inbox=_inbox(activity),
         sent_at=_ms(event.created_timestamp),
         attachments=[_attachment(m) for m in media],
         attributes={"visibility": "direct"},
@@ -91,10 +92,16 @@ def _post(activity: Activity, tweet: Tweet) -> InboundMessage | str:
         sender=_sender(author, tweet.user),
         text=_without_links(text, media),
         thread=f"public:{activity.for_user_id}:{author}",
+        inbox=_inbox(activity),
         sent_at=_posted_at(tweet),
         attachments=[_attachment(m) for m in media],
         attributes={"visibility": "public", "url": url},
     )
+
+
+def _inbox(activity: Activity) -> str | None:
+    """``twitter:<subscribed account id>``: the business's account the delivery is for."""
+    return f"{SOURCE}:{activity.for_user_id}" if activity.for_user_id else None
 
 
 def _addressed(tweet: Tweet, account: str) -> bool:
@@ -156,9 +163,13 @@ def _best_url(media: Media) -> str | None:
 
 
 def _ms(stamp: str | None) -> datetime | None:
-    if stamp is None or not stamp.isdigit():
+    """Milliseconds since the epoch; None when absent or no time (``"9" * 400``)."""
+    if stamp is None or not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 15:
         return None
-    return datetime.fromtimestamp(int(stamp) / 1000, UTC)
+    try:
+        return datetime.fromtimestamp(int(stamp) / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _posted_at(tweet: Tweet) -> datetime | None:

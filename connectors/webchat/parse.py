@@ -22,6 +22,8 @@ from router.models import Attachment, IdentityIn, InboundMessage, Sender
 
 SOURCE = "webchat"
 IDENTITY_KIND = "webchat"
+INBOX = f"{SOURCE}:{SOURCE}"
+"""Where every visitor's message arrives: this chat (``webchat:<source>``)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ def message(visitor: Claims, frame: MessageFrame, now: datetime, limits: Limits)
         sender=Sender(name=visitor.name, identities=identities(visitor)),
         text=text,
         thread=visitor.visitor_id,
+        inbox=INBOX,
         sent_at=now,
         attachments=attachments,
     )

@@ -17,7 +17,8 @@
   of the message it answers when that one is stored.
 - The thread is the chat: ``<business phone number id>:<sender>``. It must name one
   customer's chat, not the business number alone: the store gives a message whose
-  identity is new to the customer who owns its thread.
+  identity is new to the customer who owns its thread. The business number alone is the
+  ``inbox``: ``whatsapp:<phone number id>``.
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ def to_message(msg: Message, contacts: list[Contact], business: str | None) -> I
             sender=who,
             text=content.text,
             thread=f"{business or 'unknown'}:{chat}",
+            inbox=f"{SOURCE}:{business}" if business else None,
             sent_at=meta_time(msg.timestamp),
             attachments=content.attachments,
             attributes=content.attributes | _context_attributes(msg),

@@ -1,11 +1,25 @@
-"""connectors.forms: multipart/form-data and urlencoded bodies, strictly, as bytes."""
+"""connectors.forms: multipart/form-data and urlencoded bodies, strictly, as bytes; and
+what a hostile form costs before any signature is checked (here and through the
+webhooks that parse forms before verifying: Mailgun, Twilio)."""
 
 from __future__ import annotations
 
+import io
+import tracemalloc
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
 import pytest
 
-from connectors.forms import Form, FormPart, decode, parse_form, parse_multipart
+from connectors import forms
+from connectors.base import WebhookRequest
+from connectors.forms import MAX_PARTS, Form, FormPart, decode, parse_form, parse_multipart
 from router.errors import InputError
+from tests.connectors.conftest import Client
+from tests.connectors.nothing_stored import assert_nothing_stored
+
+T = TypeVar("T")
 
 PNG = bytes(range(256)) + b"\r\n--not-the-boundary\r\n\x00\xff"
 """Every byte value, a CRLF and a fake delimiter line: a file must come back unchanged."""
@@ -133,10 +147,121 @@ def test_malformed_bodies_are_input_errors(
         parse_form(body, content_type)
 
 
-def test_too_many_parts_are_refused() -> None:
-    body = multipart("b", *(field(f"f{i}", b"") for i in range(1001)))
+@pytest.fixture
+def parts_built(monkeypatch: pytest.MonkeyPatch) -> list[FormPart]:
+    """Every ``FormPart`` the parsers build while the test runs (the real class, counted)."""
+    built: list[FormPart] = []
+    real = forms.FormPart
+
+    def counted(*args: Any, **kwargs: Any) -> FormPart:
+        part = real(*args, **kwargs)
+        built.append(part)
+        return part
+
+    monkeypatch.setattr(forms, "FormPart", counted)
+    return built
+
+
+def test_too_many_parts_are_refused_before_the_next_is_built(parts_built: list[FormPart]) -> None:
+    body = multipart("b", *(field(f"f{i}", b"") for i in range(MAX_PARTS + 50)))
     with pytest.raises(InputError, match="more than 1000 parts"):
         parse_form(body, "multipart/form-data; boundary=b")
+    assert len(parts_built) == MAX_PARTS
+
+
+def test_as_many_parts_as_allowed_are_read() -> None:
+    body = b"&".join(b"f%d=%d" % (i, i) for i in range(MAX_PARTS))
+    assert len(parse_form(body, "application/x-www-form-urlencoded").parts) == MAX_PARTS
+    assert len(request(body).form()) == MAX_PARTS
+    assert request(body + b"&one=more").form() == []
+
+
+HOSTILE = b"a&" * 2_000_000 + b"x" * (5 * 1024 * 1024 - 4_000_000)
+"""5 MiB of urlencoded form with two million fields, from anyone: no signature yet."""
+
+
+def test_a_hostile_urlencoded_form_is_refused_before_its_fields_are_built(
+    parts_built: list[FormPart],
+) -> None:
+    with pytest.raises(InputError, match="more than 1000 parts"):
+        parse_form(HOSTILE, "application/x-www-form-urlencoded")
+    assert len(parts_built) == MAX_PARTS
+
+
+def request(body: bytes) -> WebhookRequest:
+    return WebhookRequest("POST", "https://x/", {}, body, datetime(2026, 11, 22, tzinfo=UTC))
+
+
+def test_a_hostile_form_is_no_pairs_and_costs_no_more_than_its_text() -> None:
+    """``WebhookRequest.form`` (Twilio's parser) counts the fields before building any:
+    two million pairs would take hundreds of MB; the text alone is one copy of the body."""
+    pairs, peak = measured(lambda: request(HOSTILE).form())
+    assert pairs == []
+    assert peak < 2 * len(HOSTILE)
+
+
+def measured(work: Callable[[], T]) -> tuple[T, int]:
+    """What ``work`` returns, and the most memory it held at once (bytes)."""
+    tracemalloc.start()
+    try:
+        return work(), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+async def measured_async(work: Callable[[], Awaitable[T]]) -> tuple[T, int]:
+    tracemalloc.start()
+    try:
+        return await work(), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+# --- through the webhooks, unauthenticated --------------------------------------------
+
+MAILGUN = '[connectors.mailgun]\nsigning_key = "mailgun-test-key"\n'
+TWILIO = '[connectors.twilio]\nauth_token = "twilio-test-token"\n'
+URLENCODED = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture
+def policy() -> str:
+    return MAILGUN + TWILIO
+
+
+async def post(client: Client, connector: str, body: bytes, headers: dict[str, str]) -> Any:
+    """POST a large body as aiohttp wants one (a stream, sized); the status and error."""
+    url = f"/v1/connectors/{connector}/webhook"
+    response = await client.post(url, data=io.BytesIO(body), headers=headers)
+    return response.status, (await response.json())["error"]
+
+
+async def test_mailgun_refuses_a_hostile_form_before_building_it(
+    client: Client, parts_built: list[FormPart]
+) -> None:
+    status, error = await post(client, "mailgun", HOSTILE, URLENCODED)
+    assert (status, error["code"]) == (401, "unauthorized")
+    assert "more than 1000 parts" in error["message"]
+    assert len(parts_built) <= MAX_PARTS
+    await assert_nothing_stored(client)
+
+
+async def test_twilio_refuses_anything_over_64_kib_unread(client: Client) -> None:
+    """Twilio's posts are a few KB: its own limit is far below the daemon's 1 MiB."""
+    for body in (HOSTILE, b"Body=" + b"x" * (64 * 1024)):
+        headers = URLENCODED | {"X-Twilio-Signature": "c2lnbmF0dXJl"}
+        status, error = await post(client, "twilio", body, headers)
+        assert (status, error["code"]) == (413, "payload_too_large"), error
+    await assert_nothing_stored(client)
+
+
+@pytest.mark.parametrize("policy", [TWILIO + "max_body_bytes = 8388608\n"], ids=["8MiB"])
+async def test_twilio_refuses_a_hostile_form_it_was_allowed_to_read(client: Client) -> None:
+    headers = URLENCODED | {"X-Twilio-Signature": "c2lnbmF0dXJl"}
+    (status, error), peak = await measured_async(lambda: post(client, "twilio", HOSTILE, headers))
+    assert (status, error["code"]) == (401, "unauthorized")
+    assert peak < 5 * len(HOSTILE)  # copies of the body (client, server, text); no pairs
+    await assert_nothing_stored(client)
 
 
 def test_urlencoded_values_are_percent_decoded_bytes() -> None:

@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -200,10 +201,10 @@ class Mailbox:
             _ok(imap.delete(self.name))
             _ok(imap.create(self.name))
 
-    def append(self, raw: bytes, *, seen: bool = False) -> int:
-        """The new message's UID."""
+    def append(self, raw: bytes, *, seen: bool = False, arrived: datetime | None = None) -> int:
+        """The new message's UID; ``arrived``: its internal date (default: now)."""
         with self._imap(select=False) as imap:
-            typ, data = imap.append(self.name, r"(\Seen)" if seen else None, None, raw)
+            typ, data = imap.append(self.name, r"(\Seen)" if seen else None, arrived, raw)
             _ok((typ, data))
         found = re.search(rb"APPENDUID \d+ (\d+)", data[0] or b"")
         assert found, data

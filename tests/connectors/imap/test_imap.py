@@ -4,7 +4,9 @@ reads a fresh mailbox per test; mail is delivered by APPEND and inspected with i
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,10 @@ from connectors.imap.parse import (
     Cursor,
     backoff_s,
     fetched_body,
+    fetched_header,
+    fetched_size,
+    imap_date,
+    oversized,
     search_uids,
     uidnext,
     uidvalidity,
@@ -25,7 +31,7 @@ from router.clock import ManualClock
 from router.errors import ConfigError
 from router.http.keys import LEDGER, STORE
 from router.settings import Settings, load
-from tests.connectors.conftest import Client, customer_of, history, quarantine
+from tests.connectors.conftest import AUTH, Client, customer_of, history, quarantine
 from tests.connectors.imap.conftest import eventually
 from tests.connectors.imap.dovecot import USER, Dovecot, Mailbox, free_port
 from tests.connectors.smtp.mails import mail
@@ -38,8 +44,10 @@ QUIET = {"poll_s": 3600.0}
 ClientFactory = Callable[[web.Application], Awaitable[Client]]
 
 
-async def append(box: Mailbox, raw: bytes, *, seen: bool = False) -> int:
-    return await asyncio.to_thread(lambda: box.append(raw, seen=seen))
+async def append(
+    box: Mailbox, raw: bytes, *, seen: bool = False, arrived: datetime | None = None
+) -> int:
+    return await asyncio.to_thread(lambda: box.append(raw, seen=seen, arrived=arrived))
 
 
 async def flags(box: Mailbox, uid: int) -> set[str]:
@@ -139,6 +147,60 @@ async def test_a_malformed_message_is_quarantined_and_marked_seen(
 
 async def _has_flag(box: Mailbox, uid: int, flag: str) -> bool:
     return flag in await flags(box, uid)
+
+
+@pytest.mark.parametrize("imap_extra", [{"max_message_bytes": 4096}])
+async def test_a_message_over_the_size_limit_is_not_fetched_its_header_is_quarantined(
+    client: Client, mailbox: Mailbox
+) -> None:
+    big = mail("photos attached " + "x" * 20_000, subject="Huge mail")
+    header = big.partition(b"\r\n\r\n")[0] + b"\r\n\r\n"
+    uid = await append(mailbox, big)
+    small = await append(mailbox, mail("a short one"))
+
+    await eventually(lambda: _has_flag(mailbox, small, SEEN))
+    assert SEEN in await flags(mailbox, uid)  # handled: quarantined, left in the mailbox
+    assert await texts(client) == ["a short one"]
+    [entry] = await quarantine(client)
+    assert entry["connector"] == "imap"
+    assert entry["reason"].startswith(f"message of {len(big)} bytes is over max_message_bytes")
+    assert entry["content_type"] == "text/rfc822-headers"
+    assert entry["summary"] == {
+        "from": "Maria Lopez <maria@example.com>",
+        "subject": "Huge mail",
+        "message_id": mail_id(big),
+        "size": str(len(big)),
+    }
+    response = await client.get(f"/v1/quarantine/{entry['quarantine_id']}/raw", headers=AUTH)
+    assert await response.read() == header
+
+
+def mail_id(raw: bytes) -> str:
+    found = re.search(rb"^Message-ID: (.+?)\r$", raw, re.MULTILINE)
+    assert found is not None
+    return found.group(1).decode()
+
+
+@pytest.mark.parametrize("imap_extra", [{"since_days": 30}])
+async def test_with_since_days_a_first_run_leaves_older_unread_mail_alone(
+    aiohttp_client: ClientFactory, settings: Settings, clock: ManualClock, mailbox: Mailbox
+) -> None:
+    now = clock.now()
+    ancient = await append(mailbox, mail("from last year"), arrived=now - timedelta(days=400))
+    edge = await append(mailbox, mail("a month ago"), arrived=now - timedelta(days=31))
+    recent = await append(mailbox, mail("yesterday"), arrived=now - timedelta(days=1))
+
+    client = await aiohttp_client(create_app(settings, clock=clock))
+    await eventually(seen_after_stored(client, mailbox, recent))
+    await cursor_becomes(client, mailbox, recent)
+
+    assert await texts(client) == ["yesterday"]
+    assert SEEN not in await flags(mailbox, ancient)
+    assert SEEN not in await flags(mailbox, edge)
+    later = await append(mailbox, mail("today"))  # after the first run: every new message
+    await eventually(lambda: _has_flag(mailbox, later, SEEN))
+    assert await texts(client) == ["today", "yesterday"]
+    assert SEEN not in await flags(mailbox, ancient)
 
 
 # --- failures: store, server, restarts -----------------------------------------------
@@ -344,6 +406,42 @@ def test_fetch_answer() -> None:
     ]
     assert fetched_body(lines) == raw
     assert fetched_body([b"Fetch completed (0.001 + 0.000 secs)."]) is None
+
+
+def test_size_and_header_answers() -> None:
+    header = b"From: a@example.com\r\nSubject: big\r\n\r\n"
+    assert fetched_size([b"1 FETCH (UID 4 RFC822.SIZE 31457280)", b"Fetch completed."]) == (
+        31457280
+    )
+    assert fetched_size([b"Fetch completed."]) is None
+    lines: list[Any] = [b"1 FETCH (UID 4 BODY[HEADER] {38}", bytearray(header), b")", b"done."]
+    assert fetched_header(lines) == header
+    assert fetched_header([b"Fetch completed."]) is None
+
+
+@pytest.mark.parametrize(
+    ("day", "text"),
+    [(date(2026, 11, 1), "1-Nov-2026"), (date(2025, 1, 22), "22-Jan-2025")],
+)
+def test_search_dates_are_english_whatever_the_locale(day: date, text: str) -> None:
+    assert imap_date(day) == text
+
+
+def test_an_oversized_message_keeps_its_header_and_what_it_says() -> None:
+    header = (
+        b"From: =?utf-8?q?Jos=C3=A9?= <jose@example.com>\r\nSubject: =?utf-8?q?Fotos_=C3=B1?=\r\n"
+        b"Message-ID: <m1@example.com>\r\n\r\n"
+    )
+    [held] = oversized(header, 30_000_000, 26_214_400).quarantined
+    assert held.raw == header
+    assert held.reason.startswith("message of 30000000 bytes is over max_message_bytes (26214400)")
+    assert held.summary == {
+        "from": "=?utf-8?q?Jos=C3=A9?= <jose@example.com>",
+        "subject": "Fotos ñ",
+        "message_id": "<m1@example.com>",
+        "size": "30000000",
+    }
+    assert oversized(b"\r\n", 9, 1).quarantined[0].summary == {"size": "9"}
 
 
 @pytest.mark.parametrize(

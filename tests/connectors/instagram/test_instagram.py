@@ -21,6 +21,7 @@ from tests.connectors.conftest import (
     post_webhook,
 )
 from tests.connectors.meta_hooks import VERIFY_TOKEN, policy_for, post_fixture, signed
+from tests.connectors.nothing_stored import assert_nothing_stored
 
 POLICY = policy_for("instagram")
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -54,6 +55,7 @@ def test_text_message() -> None:
         True,
     )
     assert message.thread == f"{ACCOUNT}:{DANI}"
+    assert message.inbox == f"instagram:{ACCOUNT}"
     assert message.text == "Do you ship to Portugal? \U0001f1f5\U0001f1f9"
 
 
@@ -141,6 +143,7 @@ async def test_a_message_is_stored_once(client: Client) -> None:
     assert customer is not None
     [message] = await history(client, customer["customer_id"])
     assert (message["source"], message["external_id"]) == ("instagram", mid(1))
+    assert message["attributes"]["inbox"] == f"instagram:{ACCOUNT}"
 
 
 @pytest.mark.parametrize("case", ["tampered", "wrong-secret"])
@@ -152,7 +155,7 @@ async def test_a_bad_signature_is_401_and_nothing_is_stored(client: Client, case
         headers = signed(body, "not-the-secret")
     status, answer = await post_webhook(client, "instagram", body, headers)
     assert (status, answer["error"]["code"]) == (401, "unauthorized")
-    assert await customer_of(client, who(DANI)) is None
+    await assert_nothing_stored(client, who(DANI))
 
 
 async def test_a_batch_and_its_customers(client: Client) -> None:

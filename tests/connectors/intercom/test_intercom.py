@@ -26,6 +26,7 @@ from tests.connectors.conftest import (
     history,
     post_webhook,
 )
+from tests.connectors.nothing_stored import assert_nothing_stored
 
 SECRET = "intercom-test-client-secret"
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -138,6 +139,15 @@ def test_a_new_conversation_is_its_source_message() -> None:
         ("email", "maria.lopez@example.com", False),
     ]
     assert message.attributes["page_url"] == "https://shop.example.com/orders/A-1001"
+    assert message.inbox == "intercom:a86dr8yl"
+
+
+def test_without_an_app_id_there_is_no_inbox_and_an_absurd_time_is_none() -> None:
+    note = json.loads(fixture_bytes("intercom", "created.json"))
+    del note["app_id"]
+    note["data"]["item"]["created_at"] = 10**30
+    [message] = parse_notification(json.dumps(note).encode()).messages
+    assert (message.inbox, message.sent_at) == (None, None)
 
 
 def test_a_reply_is_the_customers_part_with_its_attachments() -> None:
@@ -229,6 +239,7 @@ async def test_a_conversation_and_its_reply_are_one_thread(client: Client) -> No
     assert [e["text"][:18] for e in entries] == ["Here is the bank s", "Hi, I was charged "]
     assert len({e["conversation_id"] for e in entries}) == 1
     assert [a["name"] for a in entries[0]["attachments"]] == ["statement-nov.pdf", "screenshot.png"]
+    assert {e["attributes"]["inbox"] for e in entries} == {"intercom:a86dr8yl"}
 
 
 async def test_a_redelivered_notification_is_stored_once(client: Client) -> None:
@@ -274,7 +285,7 @@ async def test_bad_signatures_get_401_and_store_nothing(
     status, answer = await post_webhook(client, "intercom", body, headers)
     assert status == 401
     assert answer["error"]["code"] == "unauthorized"
-    assert await customer_of(client, LEAD) is None
+    await assert_nothing_stored(client, LEAD)
 
 
 async def test_a_signed_body_that_is_not_json_is_400(client: Client) -> None:

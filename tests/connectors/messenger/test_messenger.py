@@ -22,6 +22,7 @@ from tests.connectors.conftest import (
     quarantine,
 )
 from tests.connectors.meta_hooks import VERIFY_TOKEN, policy_for, post_fixture, signed
+from tests.connectors.nothing_stored import assert_nothing_stored
 
 POLICY = policy_for("messenger")
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -57,6 +58,7 @@ def test_text_message() -> None:
     )
     assert message.sender.name is None  # the webhook carries no profile
     assert message.thread == f"{PAGE}:{ANA}"
+    assert message.inbox == f"messenger:{PAGE}"
     assert message.text == "Hello, is the blue jacket back in stock? Gr\u00fc\u00dfe!"
     assert message.sent_at == datetime(2026, 11, 22, 9, 59, tzinfo=UTC)
 
@@ -198,6 +200,7 @@ async def test_a_message_is_stored_under_the_page_scoped_id(client: Client) -> N
     ]
     [message] = await history(client, customer["customer_id"])
     assert (message["source"], message["external_id"]) == ("messenger", mid(1))
+    assert message["attributes"]["inbox"] == f"messenger:{PAGE}"
     status, answer = await post(client, "text.json")  # Meta retries
     assert (status, answer["accepted"], answer["duplicates"]) == (200, 0, 1)
     assert len(await stored(client, who(ANA))) == 1
@@ -213,7 +216,7 @@ async def test_a_bad_signature_is_401_and_nothing_is_stored(client: Client, case
     else:
         status, _ = await post_webhook(client, "messenger", body, signed(body, "not-the-secret"))
     assert status == 401
-    assert await customer_of(client, who(ANA)) is None
+    await assert_nothing_stored(client, who(ANA))
 
 
 async def test_a_batch(client: Client) -> None:

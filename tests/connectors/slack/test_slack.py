@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +18,8 @@ from connectors.slack.parse import parse_request, thread_of
 from connectors.slack.payload import Message
 from connectors.slack.settings import SlackSettings
 from router.clock import ManualClock
-from router.errors import InputError, Unauthorized
-from router.settings import Secret
+from router.errors import ConfigError, InputError, Unauthorized
+from router.settings import Secret, load
 from tests.connectors.conftest import (
     AUTH,
     Client,
@@ -27,6 +28,7 @@ from tests.connectors.conftest import (
     history,
     post_webhook,
 )
+from tests.connectors.nothing_stored import assert_nothing_stored
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -73,6 +75,7 @@ def test_a_direct_message_is_a_message_from_a_workspace_scoped_user() -> None:
     assert message.sender.name == "Maria Lopez"
     assert identities(result) == [("slack", "T061EG9R6:U2147483697", True)]
     assert message.attributes == {"channel_type": "im"}
+    assert message.inbox == "slack:T061EG9R6"
 
 
 def test_a_threaded_reply_in_a_direct_conversation_stays_in_the_direct_conversation() -> None:
@@ -135,6 +138,7 @@ def test_a_slack_connect_guest_keeps_their_home_workspace_in_their_id() -> None:
     result = parsed("connect_guest.json")
     assert identities(result) == [("slack", "T09GLOBEX1:U05CUSTGST", True)]
     assert result.messages[0].external_id == "T061EG9R6:C05SHARED1:1795341510.000700"
+    assert result.messages[0].inbox == "slack:T061EG9R6"  # where the app is, not the guest
     assert result.messages[0].sender.name == "Kenji Watanabe"
 
 
@@ -200,6 +204,61 @@ def test_a_body_that_is_no_events_api_request_is_bad_input(body: bytes) -> None:
         parse_request(body)
 
 
+@pytest.mark.parametrize("ts", ["1e400", "-1e400", "nan", "inf", "9" * 30, "1" * 5000])
+def test_a_ts_that_is_no_time_is_bad_input(ts: str) -> None:
+    body = json.loads(fixture_bytes("slack", "im.json"))
+    body["event"]["ts"] = ts
+    with pytest.raises(InputError, match="is not a time"):
+        parse_request(json.dumps(body).encode())
+
+
+STAFF = "T061EG9R6:U0H2KJ4LX"
+"""The colleague who answers in a customer's channel thread."""
+
+
+@pytest.mark.parametrize(
+    ("ignore", "name"),
+    [
+        ({STAFF}, "channel_reply_colleague.json"),
+        ({"T061EG9R6:*"}, "channel_reply_colleague.json"),
+        ({"T061EG9R6:*"}, "channel_top.json"),
+        ({"T061EG9R6:U2147483697"}, "im.json"),
+        ({"T061EG9R6:U2147483697"}, "im_changed.json"),
+        ({"T061EG9R6:U2147483697"}, "im_deleted.json"),
+        ({"T09GLOBEX1:*"}, "connect_guest.json"),
+    ],
+)
+def test_messages_edits_and_deletions_by_ignored_users_are_ignored(
+    ignore: set[str], name: str
+) -> None:
+    result = parse_request(fixture_bytes("slack", name), ignore=frozenset(ignore))
+    assert (result.messages, result.edits, result.deliveries) == ([], [], [])
+    assert result.ignored == ["ignored_user"]
+
+
+@pytest.mark.parametrize(
+    ("ignore", "name"),
+    [
+        ({STAFF}, "channel_top.json"),
+        ({"T061EG9R6:*"}, "connect_guest.json"),  # a guest from the customer's workspace
+        ({"T09GLOBEX1:U0H2KJ4LX"}, "channel_reply_colleague.json"),  # another workspace
+    ],
+)
+def test_everyone_else_is_still_taken(ignore: set[str], name: str) -> None:
+    assert len(parse_request(fixture_bytes("slack", name), ignore=frozenset(ignore)).messages) == 1
+
+
+@pytest.mark.parametrize("entry", ["U0H2KJ4LX", ":U1", "T1:", "T1:U1:x", " T1:U1", ""])
+def test_ignore_users_must_name_team_and_user(tmp_path: Path, entry: str) -> None:
+    path = tmp_path / "omniroute.toml"
+    path.write_text(
+        f'[connectors.slack]\nsigning_secret = "{SECRET}"\nignore_users = ["{entry}"]\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(path, env={"OMNIROUTE_DATA_DIR": str(tmp_path)})
+    assert any(p.startswith("connectors.slack.ignore_users") for p in caught.value.problems)
+
+
 # --- the signature ------------------------------------------------------------------
 
 
@@ -227,9 +286,19 @@ def test_a_request_signed_within_five_minutes_is_verified() -> None:
         (lambda b: signed(b, at=NOW + timedelta(seconds=301)), "stale"),
         (lambda b: {"X-Slack-Request-Timestamp": str(int(NOW.timestamp()))}, "missing"),
         (lambda b: signed(b) | {"X-Slack-Request-Timestamp": "soon"}, "malformed"),
+        (lambda b: signed(b) | {"X-Slack-Request-Timestamp": "9" * 400}, "malformed"),
         (lambda b: {}, "missing"),
     ],
-    ids=["tampered", "wrong_secret", "stale", "future", "unsigned", "bad_stamp", "bare"],
+    ids=[
+        "tampered",
+        "wrong_secret",
+        "stale",
+        "future",
+        "unsigned",
+        "bad_stamp",
+        "huge_stamp",
+        "bare",
+    ],
 )
 def test_a_bad_signature_or_timestamp_is_unauthorized(make: Any, message: str) -> None:
     body = fixture_bytes("slack", "im.json")
@@ -355,7 +424,44 @@ async def test_a_bad_signature_is_401_and_stores_nothing(client: Client, headers
     status, answer = await post_webhook(client, "slack", body, headers(body))
     assert status == 401
     assert answer["error"]["code"] == "unauthorized"
-    assert await customer_of(client, MARIA) is None
+    await assert_nothing_stored(client, MARIA)
+
+
+async def test_a_signed_event_with_a_ts_that_is_no_time_is_400(client: Client) -> None:
+    body = json.loads(fixture_bytes("slack", "im.json"))
+    body["event"]["ts"] = "1e400"
+    raw = json.dumps(body).encode()
+    status, answer = await post_webhook(client, "slack", raw, signed(raw))
+    assert (status, answer["error"]["code"]) == (400, "bad_request"), answer
+    await assert_nothing_stored(client, MARIA)
+
+
+async def test_the_inbox_is_the_workspace(client: Client) -> None:
+    await post(client, "im.json")
+    customer = await customer_of(client, MARIA)
+    assert customer is not None
+    [entry] = await history(client, customer["customer_id"])
+    assert entry["attributes"]["inbox"] == "slack:T061EG9R6"
+
+
+class TestStaff:
+    """``ignore_users``: a colleague answering in a customer's thread is not a customer."""
+
+    @pytest.fixture
+    def policy(self) -> str:
+        return f'[connectors.slack]\nsigning_secret = "{SECRET}"\nignore_users = ["{STAFF}"]\n'
+
+    async def test_a_colleagues_reply_is_acknowledged_and_stores_nothing(
+        self, client: Client
+    ) -> None:
+        _, top = await post(client, "channel_top.json")
+        assert top["accepted"] == 1
+        status, answer = await post(client, "channel_reply_colleague.json")
+        assert (status, answer["accepted"], answer["ignored"]) == (200, 0, 1)
+        assert await customer_of(client, f"slack:{STAFF}") is None
+        customer = await customer_of(client, OMAR)
+        assert customer is not None
+        assert len(await history(client, customer["customer_id"])) == 1
 
 
 async def test_slack_has_no_get_handshake(client: Client) -> None:

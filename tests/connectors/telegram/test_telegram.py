@@ -3,6 +3,7 @@ posted to the running app."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from tests.connectors.conftest import (
     history,
     post_webhook,
 )
+from tests.connectors.nothing_stored import assert_nothing_stored
 
 SECRET = "test-secret_1"
 HEADERS = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
@@ -60,6 +62,7 @@ def test_a_text_message_is_one_message_from_a_verified_telegram_user() -> None:
     ]
     assert message.sender.attributes == {"telegram_username": "anasouza", "language": "pt-br"}
     assert message.attributes == {"chat_type": "private"}
+    assert message.inbox is None  # an update does not name the bot
 
 
 def test_an_edited_message_is_an_edit_of_the_same_external_id() -> None:
@@ -159,6 +162,26 @@ def test_bots_service_messages_and_other_updates_are_ignored(name: str, reason: 
 def test_a_body_that_is_no_update_is_bad_input(body: bytes) -> None:
     with pytest.raises(InputError):
         parse_update(body)
+
+
+def with_date(name: str, key: str, field: str, value: int) -> bytes:
+    update = json.loads(fixture_bytes("telegram", name))
+    update[key][field] = value
+    return json.dumps(update).encode()
+
+
+@pytest.mark.parametrize("value", [10**18, 2**63 - 1, -(2**63), 10**30, 253402300800])
+@pytest.mark.parametrize(
+    ("name", "key", "field"),
+    [
+        ("text.json", "message", "date"),
+        ("edited.json", "edited_message", "date"),
+        ("edited.json", "edited_message", "edit_date"),
+    ],
+)
+def test_a_date_that_is_no_time_is_bad_input(name: str, key: str, field: str, value: int) -> None:
+    with pytest.raises(InputError, match="is not a time"):
+        parse_update(with_date(name, key, field, value))
 
 
 # --- verification and settings ----------------------------------------------------------
@@ -296,12 +319,19 @@ async def test_a_wrong_or_missing_secret_token_is_401_and_stores_nothing(
     )
     assert status == 401
     assert answer["error"]["code"] == "unauthorized"
-    assert await customer_of(client, ANA) is None
+    await assert_nothing_stored(client, ANA)
 
 
 async def test_a_body_that_is_no_update_is_400(client: Client) -> None:
     status, answer = await post_webhook(client, "telegram", b'{"update_id": "x"}', HEADERS)
     assert status == 400, answer
+
+
+async def test_an_update_with_a_date_that_is_no_time_is_400(client: Client) -> None:
+    body = with_date("text.json", "message", "date", 10**30)
+    status, answer = await post_webhook(client, "telegram", body, HEADERS)
+    assert (status, answer["error"]["code"]) == (400, "bad_request"), answer
+    await assert_nothing_stored(client, ANA)
 
 
 async def test_telegram_has_no_get_handshake(client: Client) -> None:

@@ -26,6 +26,7 @@ from tests.connectors.conftest import (
     post_webhook,
     quarantine,
 )
+from tests.connectors.nothing_stored import assert_nothing_stored
 
 TOKEN = "twilio-test-auth-token"
 URL = "https://omni.example.com/v1/connectors/twilio/webhook?tenant=acme"
@@ -143,6 +144,7 @@ def test_sms_is_a_verified_phone_on_the_sms_channel() -> None:
     assert message.source == "twilio"
     assert message.external_id == "SM1f0e8ae6ade43cb3c0ce4525424e404f"
     assert message.thread == "+14155550199"
+    assert message.inbox == "twilio:+14155550199"
     assert message.text == "Hi, my order #A-1001 arrived broken. Can you help?"
     [identity] = message.sender.identities
     assert (identity.kind, identity.value, identity.verified) == ("phone", "+14155550100", True)
@@ -170,6 +172,7 @@ def test_whatsapp_strips_the_prefix_and_keeps_the_profile_name() -> None:
     [identity] = message.sender.identities
     assert (identity.kind, identity.value, identity.verified) == ("phone", "+14155550100", True)
     assert message.thread == "whatsapp:+14155550199"
+    assert message.inbox == "twilio:+14155550199"  # one number, one inbox
     assert message.text == "Hola, ¿dónde está mi pedido?"
     assert message.attributes["via"] == "whatsapp"
 
@@ -272,6 +275,7 @@ async def test_sms_is_stored_and_answered_with_empty_twiml(client: Client) -> No
     [entry] = await history(client, customer["customer_id"])
     assert entry["channel"] == "sms"
     assert entry["text"].startswith("Hi, my order #A-1001")
+    assert entry["attributes"]["inbox"] == "twilio:+14155550199"
 
 
 @pytest.mark.parametrize(
@@ -347,7 +351,22 @@ async def test_bad_signatures_get_401_and_store_nothing(
     assert status == 401
     assert isinstance(answer, dict)
     assert answer["error"]["code"] == "unauthorized"
-    assert await customer_of(client, "phone:+14155550100") is None
+    await assert_nothing_stored(client, "phone:+14155550100")
+
+
+async def test_the_nothing_stored_check_sees_what_a_request_stored(client: Client) -> None:
+    """``assert_nothing_stored`` fails on a customer, on queued work and on a quarantined
+    raw message, as the 401 tests rely on."""
+    body = fixture_bytes("twilio", "sms.txt")
+    assert (await post(client, body, signed(body)))[0] == 200
+    with pytest.raises(AssertionError, match="was stored"):
+        await assert_nothing_stored(client, "phone:+14155550100")
+    with pytest.raises(AssertionError, match="work queued"):
+        await assert_nothing_stored(client)
+    held = fixture_bytes("twilio", "unsupported_channel.txt")
+    assert (await post(client, held, signed(held)))[0] == 200
+    with pytest.raises(AssertionError, match="quarantined"):
+        await assert_nothing_stored(client)
 
 
 async def test_a_tampered_body_gets_401_and_stores_nothing(client: Client) -> None:
@@ -355,8 +374,7 @@ async def test_a_tampered_body_gets_401_and_stores_nothing(client: Client) -> No
     tampered = body.replace(b"From=%2B14155550100", b"From=%2B14155550111")
     status, _ = await post(client, tampered, signed(body))
     assert status == 401
-    assert await customer_of(client, "phone:+14155550111") is None
-    assert await customer_of(client, "phone:+14155550100") is None
+    await assert_nothing_stored(client, "phone:+14155550111", "phone:+14155550100")
 
 
 async def test_status_callbacks_record_delivery_states(client: Client) -> None:

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connectors.base import ConnectorContext, Parsed, WebhookRequest
 from connectors.twitter import TwitterConnector
@@ -19,7 +21,15 @@ from connectors.twitter.settings import TwitterSettings
 from router.clock import ManualClock
 from router.errors import InputError, Unauthorized
 from router.settings import Secret
-from tests.connectors.conftest import Client, customer_of, fixture_bytes, history, post_webhook
+from tests.connectors.conftest import (
+    Client,
+    customer_of,
+    fixture_bytes,
+    fixture_json,
+    history,
+    post_webhook,
+)
+from tests.connectors.nothing_stored import assert_nothing_stored
 
 SECRET = "x7PfMbQ2kR9tWvLc4nZs8HjYd3GaE6uK1oBq5iNrT0mXwV"
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -62,6 +72,7 @@ def test_a_direct_message_is_a_message_from_a_verified_user() -> None:
     ]
     assert message.sender.attributes == {"twitter_username": "priyan"}
     assert message.attributes == {"visibility": "direct"}
+    assert message.inbox == ACCOUNT
 
 
 def test_a_photo_is_an_attachment_and_its_link_leaves_the_text() -> None:
@@ -105,6 +116,7 @@ def test_a_post_mentioning_the_account_is_a_public_message_with_its_full_text() 
         "visibility": "public",
         "url": "https://x.com/tbecker/status/1862431866794893312",
     }
+    assert message.inbox == ACCOUNT
     [photo] = message.attachments
     assert (photo.name, photo.url) == (
         "GdW3x0aWAAAm1Qz.jpg",
@@ -168,6 +180,60 @@ def test_a_crc_check_without_a_token_is_bad_input() -> None:
         connector().handshake(request(b"", {}))
 
 
+FORGED = json.dumps(
+    {
+        "for_user_id": "3001969357",
+        "direct_message_events": [
+            {
+                "type": "message_create",
+                "id": "999001",
+                "message_create": {"sender_id": "666", "message_data": {"text": "forged"}},
+            }
+        ],
+    }
+)
+"""A delivery nobody at X sent: the CRC check must never sign it."""
+
+
+@pytest.mark.parametrize(
+    "token",
+    [FORGED, "{}", "a b", "tok\n", "tok.en", "x" * 256, "é"],
+    ids=["delivery", "braces", "space", "newline", "dot", "too_long", "non_ascii"],
+)
+def test_a_crc_token_outside_the_token_alphabet_is_refused(token: str) -> None:
+    with pytest.raises(InputError, match="crc_token must be 1 to 255 characters"):
+        connector().handshake(request(b"", {}, (("crc_token", token),)))
+
+
+@pytest.mark.parametrize("token", ["9b4507b3-ee2f", "Zm9v+YmFy/YQ==", "a_b", "x" * 255])
+def test_base64_and_url_safe_crc_tokens_are_answered(token: str) -> None:
+    reply = connector().handshake(request(b"", {}, (("crc_token", token),)))
+    assert json.loads(reply.body) == {"response_token": signature(token.encode())}
+
+
+DELIVERIES = st.from_regex(r'[ \t\r\n]*\{"for_user_id": ?"[0-9]{1,19}"\}[ \t\r\n]*', fullmatch=True)
+"""Bodies that are deliveries (an empty one), with the whitespace JSON allows."""
+
+
+@given(st.one_of(st.text(max_size=300), DELIVERIES))
+def test_nothing_the_crc_check_signs_is_a_delivery(token: str) -> None:
+    """The CRC answer is a POST signature: a token it answers must never parse."""
+    try:
+        connector().handshake(request(b"", {}, (("crc_token", token),)))
+    except InputError:
+        return
+    with pytest.raises(InputError):
+        parse_activity(token.encode(), mentions=True)
+
+
+def test_absurd_timestamps_are_no_time() -> None:
+    body = fixture_json("twitter", "dm_text.json")
+    for stamp in ("9" * 400, "99999999999999999", "١٢٣"):
+        body["direct_message_events"][0]["created_timestamp"] = stamp
+        [message] = parse_activity(json.dumps(body).encode(), mentions=True).messages
+        assert message.sent_at is None
+
+
 def test_the_signature_must_be_over_this_body_with_this_secret() -> None:
     body = fixture_bytes("twitter", "dm_text.json")
     connector().verify(request(body, signed(body)))
@@ -195,6 +261,20 @@ async def test_the_crc_check_is_answered_over_get(client: Client) -> None:
     assert response.status == 400
 
 
+async def test_the_crc_check_is_no_signing_oracle(client: Client) -> None:
+    """The attack: ask the public GET to sign a forged delivery, then POST it with that
+    signature. The GET refuses, and no way to sign the body is left."""
+    response = await client.get("/v1/connectors/twitter/webhook", params={"crc_token": FORGED})
+    assert response.status == 400
+    text = await response.text()
+    assert signature(FORGED.encode()) not in text
+    assert "response_token" not in text
+    for header in ({}, {"x-twitter-webhooks-signature": signature(b"abc")}):
+        status, _ = await post_webhook(client, "twitter", FORGED.encode(), header)
+        assert status == 401
+    await assert_nothing_stored(client, "twitter:666")
+
+
 async def test_a_direct_message_is_stored_once(client: Client) -> None:
     status, answer = await post(client, "dm_text.json")
     assert (status, answer["accepted"]) == (200, 1)
@@ -206,6 +286,7 @@ async def test_a_direct_message_is_stored_once(client: Client) -> None:
     assert customer["attributes"]["twitter_username"] == "priyan"
     [entry] = await history(client, customer["customer_id"])
     assert entry["text"] == "Hi! My package was marked delivered but never arrived"
+    assert entry["attributes"]["inbox"] == ACCOUNT
 
 
 async def test_a_batch_is_stored_per_sender_and_joins_their_dm_conversation(
@@ -259,7 +340,7 @@ async def test_a_bad_signature_is_401_and_stores_nothing(client: Client, headers
     status, answer = await post_webhook(client, "twitter", body, headers(body))
     assert status == 401
     assert answer["error"]["code"] == "unauthorized"
-    assert await customer_of(client, PRIYA) is None
+    await assert_nothing_stored(client, PRIYA)
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,7 @@ async def test_a_message_is_stored_then_acked_as_the_visitors(client: Client) ->
     assert (stored["channel"], stored["source"]) == ("chat", "webchat")
     assert stored["text"] == "My order arrived broken"
     assert stored["external_id"] == f"{started['visitor_id']}:c-1"
+    assert stored["attributes"]["inbox"] == "webchat:webchat"
     await ws.close()
 
 

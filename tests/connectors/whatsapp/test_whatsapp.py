@@ -27,6 +27,7 @@ from tests.connectors.conftest import (
     quarantine,
 )
 from tests.connectors.meta_hooks import SECRET, VERIFY_TOKEN, policy_for, post_fixture, signed
+from tests.connectors.nothing_stored import assert_nothing_stored
 
 POLICY = policy_for("whatsapp")
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -143,6 +144,7 @@ def test_text_message() -> None:
     [identity] = message.sender.identities
     assert (identity.kind, identity.value, identity.verified) == ("whatsapp", "+16505551234", True)
     assert message.thread == f"{NUMBER_1}:16505551234"  # the chat, not the number alone
+    assert message.inbox == f"whatsapp:{NUMBER_1}"  # the number alone
     assert message.text == "Hola! Mi pedido #A-1001 lleg\u00f3 roto \U0001f61e"
     assert message.sent_at == datetime(2026, 11, 22, 9, 59, tzinfo=UTC)
 
@@ -347,6 +349,7 @@ async def test_a_message_is_stored_with_the_verified_number(client: Client) -> N
         "social",
     )
     assert stored["text"] == "Hola! Mi pedido #A-1001 lleg\u00f3 roto \U0001f61e"
+    assert stored["attributes"]["inbox"] == f"whatsapp:{NUMBER_1}"
 
 
 async def test_a_retried_delivery_is_not_stored_twice(client: Client) -> None:
@@ -370,7 +373,7 @@ async def test_a_bad_signature_is_401_and_nothing_is_stored(client: Client, case
     status, answer = await post_webhook(client, "whatsapp", body, headers)
     assert status == 401
     assert answer["error"]["code"] == "unauthorized"
-    assert await customer_of(client, SHEENA) is None
+    await assert_nothing_stored(client, SHEENA)
 
 
 async def test_a_batch_stores_every_message_and_status(client: Client) -> None:
