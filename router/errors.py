@@ -16,6 +16,7 @@ catches ``redis.*`` or ``aiormq.*``::
     ├── NotFound              404   unknown customer, conversation, queue
     ├── Conflict              409   a state change that is impossible now (merge into self ...)
     ├── PayloadTooLarge       413   body over the configured limit
+    ├── RateLimited           429   a public client (a web chat visitor) asking too often
     └── BackendUnavailable    503   Redis, RabbitMQ or SQLite not reachable: nothing was stored
 """
 
@@ -93,6 +94,15 @@ class Conflict(OmnirouteError):
 class PayloadTooLarge(OmnirouteError):
     status = 413
     code = "payload_too_large"
+
+
+class RateLimited(OmnirouteError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class BackendUnavailable(OmnirouteError):

@@ -15,8 +15,9 @@ from connectors.webchat import parse, tokens
 from connectors.webchat.frames import IdentifyFrame, MessageFrame
 from connectors.webchat.settings import WebChatSettings, normalize_origin
 from connectors.webchat.tokens import Claims
-from router.errors import Unauthorized
+from router.errors import RateLimited, Unauthorized
 from router.ids import new_id
+from router.ratelimit import RateLimiter
 
 
 class WebChatConnector(NoWebhook):
@@ -38,6 +39,16 @@ class WebChatConnector(NoWebhook):
             max_message_chars=settings.max_message_chars,
             max_attachment_bytes=settings.max_attachment_bytes,
         )
+        self._sessions = _limiter(settings.sessions_per_minute, context)
+        self._messages = _limiter(settings.messages_per_minute, context)
+
+    def check_session(self, address: str) -> None:
+        """``RateLimited`` when this client address starts sessions too often."""
+        _take(self._sessions, address, "too many chat sessions from this address")
+
+    def check_message(self, visitor_id: str) -> None:
+        """``RateLimited`` when this visitor sends too often (the message is not stored)."""
+        _take(self._messages, visitor_id, "too many messages: wait before sending more")
 
     @property
     def max_frame_bytes(self) -> int:
@@ -92,3 +103,15 @@ class WebChatConnector(NoWebhook):
             visitor_id, now=now, ttl_s=self.settings.token_ttl_s, name=name, email=email
         )
         return tokens.mint(self._key, signed), signed
+
+
+def _limiter(per_minute: int, context: ConnectorContext) -> RateLimiter | None:
+    if per_minute == 0:
+        return None
+    return RateLimiter(per_minute, burst=per_minute, clock=context.clock)
+
+
+def _take(limiter: RateLimiter | None, key: str, message: str) -> None:
+    wait_s = 0.0 if limiter is None else limiter.take(key)
+    if wait_s > 0:
+        raise RateLimited(message, retry_after_s=wait_s)

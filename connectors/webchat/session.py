@@ -106,6 +106,7 @@ class VisitorSession:
 
     async def _store(self, frame: MessageFrame) -> None:
         """Store the message, then ack it (a duplicate is acked with the first one's ids)."""
+        self._chat.check_message(self.visitor.visitor_id)
         parsed = self._chat.message(self.visitor, frame, now=self._clock.now())
         accepted = await self._intake.accept(SOURCE, parsed)
         if not accepted.message_ids:  # quarantined: the pipeline refused it

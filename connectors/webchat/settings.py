@@ -58,6 +58,11 @@ class WebChatSettings:
     max_message_chars: int = 5000
     max_attachment_bytes: int = 5 * 1024 * 1024
     """The attachment contents (base64 ``data``) one message may carry; 0: links only."""
+    sessions_per_minute: int = 20
+    """Sessions one client address may start a minute (bursts of as many); 0: no limit.
+    Behind a proxy every visitor shares its address: raise it, or have the proxy limit."""
+    messages_per_minute: int = 30
+    """Messages one visitor may send a minute (bursts of as many); 0: no limit."""
 
     # not annotated: ``router.settings.build_table`` reads every annotated name as a key
     checks = MappingProxyType(
@@ -67,6 +72,8 @@ class WebChatSettings:
             "allowed_origins": _origins,
             "max_message_chars": positive,
             "max_attachment_bytes": not_negative,
+            "sessions_per_minute": not_negative,
+            "messages_per_minute": not_negative,
         }
     )
 

@@ -104,6 +104,7 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
 @routes.post("/v1/chat/sessions")
 async def start_session(request: web.Request) -> web.Response:
     chat = _allowed_chat(request)
+    chat.check_session(request.remote or "unknown")
     body = await read_body(request, MAX_BODY_BYTES)
     given = decode(body, SessionIn) if body.strip() else SessionIn()
     token, visitor = chat.session(

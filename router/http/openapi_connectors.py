@@ -97,7 +97,8 @@ def paths() -> dict[str, Any]:
                 "visitor_id, token (signed, expiring), expires_at, ws_url. The Origin must "
                 "be one of the webchat connector's allowed_origins when configured.",
                 "security": _PUBLIC,
-                "responses": {"200": {"description": "the session"}} | _errors(400, 401, 403, 404),
+                "responses": {"200": {"description": "the session"}}
+                | _errors(400, 401, 403, 404, 429),
             }
         },
         "/v1/chat/ws": {

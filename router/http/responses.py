@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -9,7 +10,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from router.errors import InputError, OmnirouteError, PayloadTooLarge, Unauthorized
+from router.errors import InputError, OmnirouteError, PayloadTooLarge, RateLimited, Unauthorized
 
 log = structlog.get_logger("router.http")
 
@@ -81,9 +82,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             code=exc.code,
             reason=exc.message[:300],
         )
-        challenge = exc.challenge if isinstance(exc, Unauthorized) else None
-        headers = {"WWW-Authenticate": challenge} if challenge else None
-        return json_response(error_body(exc.code, exc.message), status=exc.status, headers=headers)
+        return json_response(
+            error_body(exc.code, exc.message), status=exc.status, headers=_headers(exc)
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -97,3 +98,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("http.internal_error", path=request.path)
         return json_response(error_body("internal", "internal error"), status=500)
+
+
+def _headers(exc: OmnirouteError) -> dict[str, str] | None:
+    """``WWW-Authenticate`` asking for basic auth; ``Retry-After`` (whole seconds)."""
+    if isinstance(exc, Unauthorized) and exc.challenge:
+        return {"WWW-Authenticate": exc.challenge}
+    if isinstance(exc, RateLimited):
+        return {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+    return None

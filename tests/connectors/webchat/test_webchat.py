@@ -272,3 +272,23 @@ async def test_an_unconfigured_chat_is_not_found(client: Client) -> None:
     response = await client.post("/v1/chat/sessions", json={})
     assert response.status == 404
     assert "[connectors.webchat]" in (await response.json())["error"]["message"]
+
+
+@pytest.mark.parametrize("policy", [POLICY + "sessions_per_minute = 2\nmessages_per_minute = 2\n"])
+async def test_public_chat_clients_are_rate_limited(client: Client, clock: ManualClock) -> None:
+    first = await start_session(client)
+    await start_session(client)
+    refused = await client.post("/v1/chat/sessions", json={})
+    assert refused.status == 429
+    assert (await refused.json())["error"]["code"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) >= 1
+
+    ws = await connect(client, first["token"])
+    assert (await send_message(ws, "f1", "one"))["type"] == "ack"
+    assert (await send_message(ws, "f2", "two"))["type"] == "ack"
+    limited = await send_message(ws, "f3", "three")
+    assert (limited["type"], limited["code"]) == ("error", "rate_limited")
+    clock.advance(60)
+    assert (await send_message(ws, "f3", "three"))["type"] == "ack", "the socket stayed open"
+    await ws.close()
+    assert (await client.post("/v1/chat/sessions", json={})).status == 200
