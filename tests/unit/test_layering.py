@@ -35,6 +35,7 @@ PURE = [
     "presence.py",
     "agent_tokens.py",
     "signed_tokens.py",
+    "ratelimit.py",
     "ledger.py",
     "simulate/adapter.py",
     "simulate/agents.py",
