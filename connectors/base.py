@@ -109,6 +109,11 @@ class Verified:
 
     nonce: str | None = None
     nonce_ttl_s: float = 24 * 3600.0
+    fingerprint: str | None = None
+    """What the request carries, for the nonce check: the nonce seen again with the same
+    fingerprint is the provider retrying, with another a replay. None: the SHA-256 of
+    the raw body. A connector whose provider may frame a retry differently (Mailgun's
+    multipart boundary) gives a digest of the content instead."""
 
 
 @dataclass(frozen=True)

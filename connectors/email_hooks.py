@@ -28,6 +28,7 @@ from connectors.base import Parsed, WebhookRequest
 from connectors.checks import Check, addresses, positive
 from connectors.email import EmailAttachment, EmailOptions
 from connectors.email.fields import DEFAULT_MAX_ATTACHMENT_BYTES
+from connectors.email.trust import authserv_ids_check, email_options, trust_from_check
 from connectors.forms import Form, FormPart
 from router.errors import InputError, Unauthorized
 from router.settings import Secret
@@ -41,6 +42,8 @@ CHECKS: Mapping[str, Check] = {
     "own_addresses": addresses,
     "max_attachment_bytes": positive,
     "max_body_bytes": positive,
+    "trust_from": trust_from_check(auto=False),
+    "authserv_ids": authserv_ids_check,
 }
 """Checks of the keys in ``EmailHookSettings``; each connector adds its own."""
 
@@ -56,11 +59,18 @@ class EmailHookSettings:
     """A larger attachment is kept as metadata only."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     """The largest request the webhook takes (413 above)."""
+    trust_from: str = "authenticated"
+    """``authenticated``: the From is a verified identity only with a passing DMARC or
+    aligned DKIM verdict (the provider's own, or a trusted ``Authentication-Results``);
+    ``always``: every From is taken as verified (see ``EmailOptions``)."""
+    authserv_ids: tuple[str, ...] = ()
+    """Authserv-ids whose ``Authentication-Results`` headers are trusted besides the
+    provider's own verdict fields (rarely needed)."""
 
     @property
     def options(self) -> EmailOptions:
-        return EmailOptions(
-            own_addresses=self.own_addresses, max_attachment_bytes=self.max_attachment_bytes
+        return email_options(
+            self.own_addresses, self.max_attachment_bytes, self.trust_from, self.authserv_ids
         )
 
 
@@ -83,8 +93,10 @@ def check_basic_auth(request: WebhookRequest, username: str, password: Secret, r
             realm,
         )
     scheme, _, encoded = header.strip().partition(" ")
-    if scheme.lower() != "basic":
-        raise BasicAuthRequired(f"expected HTTP basic auth, got {scheme[:20]!r}", realm)
+    if scheme.lower() != "basic":  # never echoed: without a space it is a credential
+        raise BasicAuthRequired(
+            "the Authorization header is not HTTP basic auth (the only scheme taken)", realm
+        )
     try:
         given = base64.b64decode(encoded.strip(), validate=True)
     except (binascii.Error, ValueError):

@@ -8,6 +8,7 @@ from typing import ClassVar
 from connectors.base import ConnectorContext, Manifest, NoWebhook, Parsed, WebhookRequest
 from connectors.email.mime import parse_email
 from connectors.email.settings import EmailSettings
+from connectors.email.trust import announce
 
 RAW_PATH = "/v1/connectors/email/raw"
 
@@ -27,6 +28,7 @@ class EmailConnector(NoWebhook):
         self.settings = settings
         self.options = settings.options
         self._context = context
+        announce(self.manifest.name, self.options)
 
     async def parse(self, request: WebhookRequest) -> Parsed:
         """The raw message in ``request.body`` (the raw endpoint, API token checked),

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from connectors.email.auth import Check, TrustFrom
+
 DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 
 
@@ -24,6 +26,17 @@ class EmailOptions:
     (``support+con_<id>@acme.example``)."""
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
     """A larger attachment is kept as metadata only (``attributes["attachments_dropped"]``)."""
+    trust_from: TrustFrom = "always"
+    """``authenticated``: the From address is a verified identity only when the mail
+    carries a passing verdict for its domain (DMARC pass, or an aligned DKIM pass: see
+    ``connectors.email.auth``), else an unverified one (a suggestion, never a merge).
+    ``always``: the From is taken as verified (mail that only arrives through a gateway
+    that already refused unauthenticated mail). Either way ``attributes["email_auth"]``
+    records what was found."""
+    authserv_ids: tuple[str, ...] = ()
+    """The authserv-ids (RFC 8601) of the receiving servers whose
+    ``Authentication-Results`` headers are read (``mx.acme.example``); any other such
+    header is ignored, since a sender can write one."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,10 @@ class EmailFields:
     Message-ID is their SHA-256, and a quarantined mail keeps them."""
     defects: tuple[str, ...] = ()
     """MIME defects the parser tolerated (recorded in ``attributes["mime_defects"]``)."""
+    checks: tuple[Check, ...] = ()
+    """Authentication verdicts the way in got besides the mail's own headers (SendGrid's
+    ``dkim`` and ``SPF`` fields; what Mailgun or Postmark found): trusted as the
+    receiver's, so only a way in that proved who posted may give them."""
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), None when absent."""

@@ -7,6 +7,16 @@ the full text differs, ``attributes["full_text"]`` holds it (at most
 whole text kept as a file (UTF-8, ``GET /v1/attachments/{blob}``). The HTML body, when
 there is one, is kept as a file too (``attributes["html_blob"]``).
 
+The sender: the From display name and address. The address is a *verified* ``email``
+identity when ``options.trust_from`` is ``always``, or when the mail carries a passing
+DMARC or aligned DKIM verdict for its domain (``connectors.email.auth``); else an
+unverified one (a suggestion, never a merge: a reply with valid references still joins
+its thread's conversation). ``attributes["email_auth"]`` records the verdict.
+
+``inbox``: ``email:<address>``, the first To / Cc / envelope / Delivered-To recipient that
+is one of ``options.own_addresses`` (plus-tag removed), else the first To (or envelope)
+recipient.
+
 A bounce's sender: the delivery system (``MAILER-DAEMON``) is nobody to route to or to
 merge on, so the sender is the recipient that could not be reached, as an *unverified*
 email (a suggestion, never a merge), and the bounce joins the bounced message's
@@ -23,12 +33,20 @@ import structlog
 
 from connectors.base import Parsed, blob_key
 from connectors.email.attachments import attachments
+from connectors.email.auth import MAX_RECORDED, authentication_results, verdict
 from connectors.email.fields import EmailFields, EmailOptions
 from connectors.email.headers import addresses, decoded
 from connectors.email.html_text import html_to_text
 from connectors.email.noise import auto_reply_reason, bounce_of
 from connectors.email.quotes import strip_reply
-from connectors.email.senders import is_own, no_sender_reason, sender_of, unverified
+from connectors.email.senders import (
+    is_own,
+    no_sender_reason,
+    normalized,
+    sender_of,
+    unverified,
+    without_tag,
+)
 from connectors.email.threads import (
     MAX_REFERENCES,
     conversation_hint,
@@ -47,6 +65,7 @@ NAME_CHARS = 512
 """The model's limit on a sender name, a subject, an attachment name."""
 MAX_LISTED = 50
 """At most this many To / Cc addresses are kept in ``attributes``."""
+INBOX_CHARS = 512
 _FUTURE_SLACK = timedelta(days=1)
 
 
@@ -65,7 +84,8 @@ def email_message(
     a plus-address or the subject; ``kind`` ``auto_reply`` or ``bounce`` for noise;
     ``text`` the new content (quotes and signatures stripped, the full text in
     ``attributes``); attachments with their contents in ``Parsed.blobs``.
-    ``via`` (``raw``, ``smtp``, ``imap``, ``postmark`` ...) is kept in ``attributes``.
+    ``via`` (``raw``, ``smtp``, ``imap``, ``postmark`` ...) is kept in ``attributes``;
+    ``inbox`` names the own address it was sent to (see the module docstring).
     """
     try:
         return _Build(fields, options, received_at, via).parsed()
@@ -100,21 +120,23 @@ class _Build:
         external_id = external_id or content_id(fields)
         refs = references(fields)
         kind: MessageKind = "message"
-        identities = [IdentityIn(kind="email", value=address, verified=True)]
         bounce = bounce_of(fields, address, subject)
         if bounce is not None:  # the delivery system is nobody: the recipient it missed
             kind, name = "bounce", None
-            recipients = (bounce.final_recipient, *bounce.original_to)
-            identities = unverified(recipients, self.options.own_addresses)
+            lost = (bounce.final_recipient, *bounce.original_to)
+            identities = unverified(lost, self.options.own_addresses)
             refs = unique([*bounce.references, *refs])[:MAX_REFERENCES]
             self.attributes |= {"flagged": True, "bounce": bounce.attributes()}
         else:
+            verified = self._verified(address)
+            identities = [IdentityIn(kind="email", value=address, verified=verified)]
             identities += self._reply_to(address)
             reason = auto_reply_reason(fields, subject)
             if reason is not None:
                 kind = "auto_reply"
                 self.attributes["auto_reply"] = reason
-        hint = conversation_hint(refs, subject, self._recipients(), self.options.own_addresses)
+        recipients = self._recipients()
+        hint = conversation_hint(refs, subject, recipients, self.options.own_addresses)
         message = InboundMessage(
             channel="email",
             source="email",
@@ -129,12 +151,33 @@ class _Build:
             kind=kind,
             references=[ref for ref in refs if ref != external_id],
             conversation_hint=hint,
+            inbox=self._inbox(recipients),
         )
         if fields.html:
             self.attributes["html_blob"] = self._keep(fields.html.encode())
         if fields.defects:
             self.attributes["mime_defects"] = list(fields.defects)
         return Parsed(messages=[message], blobs=self.blobs)
+
+    def _verified(self, address: str) -> bool:
+        """Whether the From ``address`` is proved (``options.trust_from``); the verdict
+        goes to ``attributes["email_auth"]``."""
+        options = self.options
+        found = [
+            *self.fields.checks,
+            *authentication_results(self.fields.headers, options.authserv_ids),
+        ]
+        checks = list(dict.fromkeys(found))
+        judged = verdict(address.rpartition("@")[2], checks)
+        verified = options.trust_from == "always" or judged.verified
+        self.attributes["email_auth"] = {
+            "trust_from": options.trust_from,
+            "verified": verified,
+            "authenticated": judged.verified,
+            "reason": judged.reason,
+            "checks": [check.as_json() for check in checks[:MAX_RECORDED]],
+        }
+        return verified
 
     def _reply_to(self, sender: str) -> list[IdentityIn]:
         """A Reply-To other than the sender (a web form's mail, a colleague answering
@@ -172,6 +215,8 @@ class _Build:
         return None if sent_at > self.received_at + _FUTURE_SLACK else sent_at
 
     def _recipients(self) -> list[str]:
+        """To, Cc, the envelope's and Delivered-To recipients, in that order (To and Cc
+        kept in ``attributes``)."""
         fields = self.fields
         to = addresses(fields.header_all("To"))
         cc = addresses(fields.header_all("Cc"))
@@ -181,7 +226,20 @@ class _Build:
         delivered = addresses(
             [*fields.header_all("Delivered-To"), *fields.header_all("X-Original-To")]
         )
-        return unique([*fields.recipients, *to, *cc, *delivered])
+        return unique([*to, *cc, *fields.recipients, *delivered])
+
+    def _inbox(self, recipients: list[str]) -> str | None:
+        """``email:`` and the first of ``recipients`` that is an own address, else the
+        first To (or envelope) recipient; plus-tags removed."""
+        bases = [base for r in recipients if (base := _base(r)) is not None]
+        own = {address.strip().lower() for address in self.options.own_addresses}
+        found = next((b for b in bases if b in own), None)
+        if found is None:
+            to = addresses(self.fields.header_all("To"))
+            first = next(iter([*to, *self.fields.recipients]), None)
+            found = _base(first) if first else None
+        inbox = f"email:{found}" if found else None
+        return inbox if inbox and len(inbox) <= INBOX_CHARS else None
 
     def _attachments(self) -> list[Attachment]:
         found, noted = attachments(self.fields.attachments, self.options, self._keep)
@@ -192,6 +250,12 @@ class _Build:
         key = blob_key(content)
         self.blobs[key] = content
         return key
+
+
+def _base(address: str) -> str | None:
+    """A recipient as an inbox names it: normalized, without its plus-tag."""
+    found = normalized(address.strip().strip("<>"))
+    return without_tag(found) if found else None
 
 
 def _clamp(value: str | None) -> str | None:

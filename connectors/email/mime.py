@@ -21,6 +21,7 @@ from email.parser import BytesParser
 import structlog
 
 from connectors.base import Parsed
+from connectors.email.auth import Check
 from connectors.email.charset import clean, decode_bytes
 from connectors.email.fields import EmailAttachment, EmailFields, EmailOptions
 from connectors.email.headers import decoded, unfold
@@ -58,6 +59,7 @@ def parse_email(
     received_at: datetime,
     via: str,
     recipients: Sequence[str] = (),
+    checks: Sequence[Check] = (),
 ) -> Parsed:
     """One raw email -> a ``Parsed`` with one ``InboundMessage``, or one ``Quarantined``
     (missing From, a multipart whose boundary is missing or matches no part, anything
@@ -65,12 +67,13 @@ def parse_email(
     raises for bad mail. See ``email_message`` for what the message holds.
 
     ``recipients``: the envelope's (SMTP ``RCPT TO``), which the headers may not show
-    (Bcc): searched for plus-address tokens like To and Cc."""
+    (Bcc): searched for plus-address tokens like To and Cc. ``checks``: authentication
+    verdicts the way in got besides the mail (``EmailFields.checks``)."""
     headers: tuple[tuple[str, str], ...] = ()
     try:
         message = BytesParser(policy=policy.default).parsebytes(raw)
         headers = tuple((clean(k), unfold(clean(v))) for k, v in message.raw_items())
-        fields = _fields(message, headers, raw, tuple(recipients))
+        fields = _fields(message, headers, raw, tuple(recipients), tuple(checks))
     except _Unreadable as exc:
         return Parsed(quarantined=[quarantine(EmailFields(headers, raw=raw), str(exc))])
     except Exception as exc:  # bad mail never fails the way in: it waits in quarantine
@@ -85,6 +88,7 @@ def _fields(
     headers: tuple[tuple[str, str], ...],
     raw: bytes,
     recipients: tuple[str, ...],
+    checks: tuple[Check, ...],
 ) -> EmailFields:
     broken = [d for d in message.defects if isinstance(d, _BROKEN)]
     if broken:
@@ -101,6 +105,7 @@ def _fields(
         recipients=recipients,
         raw=raw,
         defects=tuple(dict.fromkeys(parts.defects)),
+        checks=checks,
     )
 
 

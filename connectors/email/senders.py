@@ -1,4 +1,5 @@
-"""Who sent a mail: the From address (verified by the channel), our own addresses, and
+"""Who sent a mail: the From address (verified when authenticated, see
+``connectors.email.auth``), our own addresses, and
 the unverified addresses a mail also names (Reply-To, a bounce's lost recipient)."""
 
 from __future__ import annotations
@@ -36,9 +37,13 @@ def normalized(address: str) -> str | None:
 
 def is_own(address: str, own: Iterable[str]) -> bool:
     """``address`` is one of ``own`` or a plus-address of one."""
+    return without_tag(address) in {o.strip().lower() for o in own}
+
+
+def without_tag(address: str) -> str:
+    """``support+con_1@acme.example`` -> ``support@acme.example``."""
     local, _, domain = address.rpartition("@")
-    base = local.partition("+")[0]
-    return f"{base}@{domain}" in {o.strip().lower() for o in own}
+    return f"{local.partition('+')[0]}@{domain}"
 
 
 def unverified(candidates: Iterable[str | None], skip: Iterable[str]) -> list[IdentityIn]:

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from connectors.checks import Check, positive
 from connectors.email.fields import DEFAULT_MAX_ATTACHMENT_BYTES, EmailOptions
+from connectors.email.trust import TRUST_CHECKS, email_options
 from router.errors import InvalidIdentity
 from router.identity import normalize
 from router.models import IdentityIn
@@ -30,16 +31,22 @@ class EmailSettings:
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
     max_body_bytes: int = 25 * 1024 * 1024
     """The largest raw message ``POST /v1/connectors/email/raw`` takes (413 above)."""
+    trust_from: str = ""
+    """``authenticated``, ``always``, or empty: ``authenticated`` when ``authserv_ids`` is
+    set, else ``always`` (see ``connectors.email.trust``)."""
+    authserv_ids: tuple[str, ...] = ()
+    """The authserv-ids of the servers whose ``Authentication-Results`` are trusted (the
+    MTA that pipes mail to the raw endpoint)."""
 
     checks: ClassVar[dict[str, Check]] = {
         "own_addresses": _addresses,
         "max_attachment_bytes": positive,
         "max_body_bytes": positive,
+        **TRUST_CHECKS,
     }
 
     @property
     def options(self) -> EmailOptions:
-        return EmailOptions(
-            own_addresses=tuple(a.strip().lower() for a in self.own_addresses),
-            max_attachment_bytes=self.max_attachment_bytes,
+        return email_options(
+            self.own_addresses, self.max_attachment_bytes, self.trust_from, self.authserv_ids
         )

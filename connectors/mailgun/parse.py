@@ -10,10 +10,18 @@ https://documentation.mailgun.com/docs/mailgun/user-manual/receive-forward-store
 - raw (a route URL ending in ``mime``): the whole message in ``body-mime``.
 
 Mailgun encodes every parsed field as UTF-8.
+
+Mailgun posts what it found of the mail's authentication as header fields (both
+variants): ``X-Mailgun-Dkim-Check-Result`` (``Pass`` / ``Fail``, no domain) and
+``X-Mailgun-Spf``. A pass verifies the From only when the mail's ``DKIM-Signature``
+headers all name one signing domain (so the pass is that domain's) aligned with the
+From's; a verdict header counts only when there is exactly one (a sender could have
+written one besides Mailgun's).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +29,7 @@ import msgspec
 
 from connectors.base import Parsed
 from connectors.email import EmailAttachment, EmailFields, EmailOptions, email_message, parse_email
+from connectors.email.auth import Check, dkim_domains, first_word, only
 from connectors.email_hooks import (
     content_ids,
     file_attachment,
@@ -47,6 +56,7 @@ FIELD_HEADERS = (
 )
 """(form field, header) read when a POST has no ``message-headers``: Mailgun also posts
 the sender, subject and each header as fields of their own."""
+_VERDICTS = frozenset({"x-mailgun-dkim-check-result", "x-mailgun-spf"})
 
 
 class StoredAttachment(msgspec.Struct, rename="kebab"):
@@ -61,10 +71,38 @@ class StoredAttachment(msgspec.Struct, rename="kebab"):
 def parse(form: Form, options: EmailOptions, received_at: datetime) -> Parsed:
     mime = form.get("body-mime")
     if mime is not None:
-        parsed = parse_email(mime.value, options=options, received_at=received_at, via=VIA)
+        parsed = parse_email(
+            mime.value, options=options, received_at=received_at, via=VIA, checks=checks(form)
+        )
     else:
         parsed = email_message(fields(form), options=options, received_at=received_at, via=VIA)
     return with_attributes(parsed, {"mailgun_message_url": form.text("message-url")})
+
+
+def checks(form: Form) -> tuple[Check, ...]:
+    """Mailgun's verdicts: its DKIM check (for the one signing domain, when the
+    signatures name only one) and its SPF check."""
+    headers = _verdict_headers(form)
+    found = []
+    dkim = first_word(only(headers, "X-Mailgun-Dkim-Check-Result"))
+    if dkim:
+        signers = list(dict.fromkeys(dkim_domains(headers)))
+        found.append(Check("dkim", dkim, signers[0] if len(signers) == 1 else None, VIA))
+    spf = first_word(only(headers, "X-Mailgun-Spf"))
+    if spf:
+        found.append(Check("spf", spf, None, VIA))
+    return tuple(found)
+
+
+def _verdict_headers(form: Form) -> Sequence[tuple[str, str]]:
+    """``message-headers`` when it holds Mailgun's verdicts, else the form fields named
+    like a header (the raw variant posts no ``message-headers``)."""
+    given: list[tuple[str, str]] = (
+        json_field(form.text("message-headers"), list[tuple[str, str]], "message-headers") or []
+    )
+    if any(name.lower() in _VERDICTS for name, _ in given):
+        return given
+    return [(part.name, part.text()) for part in form.parts if part.name[:1].isupper()]
 
 
 def fields(form: Form) -> EmailFields:
@@ -75,6 +113,7 @@ def fields(form: Form) -> EmailFields:
         html=html or None,
         attachments=(*_files(form, html), *_stored(form)),
         recipients=_recipients(form.text("recipient")),
+        checks=checks(form),
     )
 
 

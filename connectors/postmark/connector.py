@@ -3,6 +3,8 @@ webhook URL, with HTTP basic auth credentials in it."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
 from typing import ClassVar
 
 import msgspec
@@ -17,8 +19,9 @@ from connectors.base import (
     WebhookRequest,
 )
 from connectors.email import email_message, parse_email
+from connectors.email.trust import announce
 from connectors.email_hooks import check_basic_auth, with_attributes
-from connectors.postmark.payload import Inbound, fields
+from connectors.postmark.payload import VIA, Inbound, checks, fields
 from connectors.postmark.settings import PostmarkSettings
 from router.errors import InputError
 
@@ -42,23 +45,31 @@ class PostmarkConnector(WebhookOnly):
             raise ValueError("username and password must not be empty")
         self.settings = settings
         self.options = settings.options
+        announce(self.manifest.name, self.options, provider_verdicts=True)
 
     def verify(self, request: WebhookRequest) -> Verified:
         check_basic_auth(request, self.settings.username, self.settings.password, REALM)
         return Verified()
 
     async def parse(self, request: WebhookRequest) -> Parsed:
-        inbound = decode(request.body)
+        """The JSON and the mail in it, parsed in a worker thread: a large mail must not
+        hold up the event loop."""
+        return await asyncio.to_thread(self._parse, request.body, request.received_at)
+
+    def _parse(self, body: bytes, received_at: datetime) -> Parsed:
+        inbound = decode(body)
         if inbound.record_type and inbound.record_type.lower() != "inbound":
             return Parsed(ignored=[f"record_type:{inbound.record_type[:32]}"])
-        received_at = request.received_at
+        options = self.options
         if inbound.raw_email and self.settings.use_raw_email:
             raw = inbound.raw_email.encode("utf-8", "replace")
-            parsed = parse_email(raw, options=self.options, received_at=received_at, via="postmark")
-        else:
-            parsed = email_message(
-                fields(inbound), options=self.options, received_at=received_at, via="postmark"
+            found = checks(inbound, options.authserv_ids)
+            parsed = parse_email(
+                raw, options=options, received_at=received_at, via=VIA, checks=found
             )
+        else:
+            mail = fields(inbound, options.authserv_ids)
+            parsed = email_message(mail, options=options, received_at=received_at, via=VIA)
         log.debug("postmark.parsed", raw=bool(inbound.raw_email), messages=len(parsed.messages))
         return with_attributes(parsed, {"postmark_message_id": inbound.message_id})
 

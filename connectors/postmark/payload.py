@@ -4,14 +4,25 @@ https://postmarkapp.com/developer/webhooks/inbound-webhook
 Postmark gives From, To, Cc, Subject and Date as top-level fields and the other headers
 (Message-ID, In-Reply-To, References, Auto-Submitted ...) in ``Headers``; attachment
 contents are base64. ``MessageID`` is Postmark's own id, not the Message-ID header.
+
+What Postmark found of the mail's authentication is in ``Headers`` too
+(https://postmarkapp.com/developer/user-guide/inbound/parse-an-email): the SpamAssassin
+tests it ran (``X-Spam-Tests``: ``DKIM_VALID_AU``, a valid signature of the author's
+domain, verifies the From) and ``Received-SPF`` (recorded). A header a sender could also
+have written counts only when there is exactly one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 
 from connectors.email import EmailAttachment, EmailFields
+from connectors.email.auth import Check, authentication_results, first_word, only
 from connectors.email_hooks import address, base64_content, shown_inline
+
+VIA = "postmark"
 
 
 class Mailbox(msgspec.Struct, rename="pascal"):
@@ -65,7 +76,7 @@ TOP_LEVEL = ("From", "To", "Cc", "Reply-To", "Subject", "Date")
 """Headers Postmark gives as fields; the same names in ``Headers`` are not repeated."""
 
 
-def fields(inbound: Inbound) -> EmailFields:
+def fields(inbound: Inbound, authserv_ids: Sequence[str] = ()) -> EmailFields:
     own = _top_level(inbound)
     given = {name.lower() for name, _ in own}
     rest = [(h.name, h.value) for h in inbound.headers if h.name.lower() not in given]
@@ -77,7 +88,27 @@ def fields(inbound: Inbound) -> EmailFields:
             _attachment(a, i, inbound.html_body) for i, a in enumerate(inbound.attachments)
         ),
         recipients=_recipients(inbound),
+        checks=checks(inbound, authserv_ids),
     )
+
+
+def checks(inbound: Inbound, authserv_ids: Sequence[str] = ()) -> tuple[Check, ...]:
+    """Postmark's verdicts in ``Headers`` (``X-Spam-Tests``, ``Received-SPF``), and the
+    ``Authentication-Results`` there from one of ``authserv_ids``: the same whether the
+    mail itself is then read from ``RawEmail`` or from Postmark's fields."""
+    headers = [(h.name, h.value) for h in inbound.headers]
+    found = authentication_results(headers, authserv_ids)
+    tests = {t.strip().upper() for t in (only(headers, "X-Spam-Tests") or "").split(",")}
+    if "DKIM_VALID_AU" in tests:
+        found.append(Check("dkim", "pass", None, VIA, author=True))
+    elif "DKIM_VALID" in tests:
+        found.append(Check("dkim", "pass", None, VIA))
+    elif "DKIM_SIGNED" in tests or "DKIM_INVALID" in tests:
+        found.append(Check("dkim", "fail", None, VIA))
+    spf = first_word(next((v for k, v in headers if k.lower() == "received-spf"), None))
+    if spf:
+        found.append(Check("spf", spf, None, VIA))
+    return tuple(found)
 
 
 def _top_level(inbound: Inbound) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ signs each POST."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import ClassVar
 
 import structlog
@@ -16,8 +17,9 @@ from connectors.base import (
     WebhookOnly,
     WebhookRequest,
 )
+from connectors.email.trust import announce
 from connectors.email_hooks import check_basic_auth, check_fresh
-from connectors.forms import parse_form
+from connectors.forms import Form, parse_form
 from connectors.sendgrid import signature
 from connectors.sendgrid.parse import parse
 from connectors.sendgrid.settings import SendGridSettings
@@ -49,6 +51,7 @@ class SendGridConnector(WebhookOnly):
         self.options = settings.options
         key = settings.verification_key
         self._key = signature.load_key(key) if key else None
+        announce(self.manifest.name, self.options, provider_verdicts=True)
 
     def verify(self, request: WebhookRequest) -> Verified:
         if self.settings.username:
@@ -58,10 +61,15 @@ class SendGridConnector(WebhookOnly):
         return Verified()
 
     async def parse(self, request: WebhookRequest) -> Parsed:
-        form = parse_form(request.body, request.header("Content-Type"))
-        parsed = parse(form, self.options, request.received_at)
+        """The form and the mail in it, parsed in a worker thread: a large mail must not
+        hold up the event loop."""
+        form, parsed = await asyncio.to_thread(self._parse, request)
         log.debug("sendgrid.parsed", raw="email" in form, messages=len(parsed.messages))
         return parsed
+
+    def _parse(self, request: WebhookRequest) -> tuple[Form, Parsed]:
+        form = parse_form(request.body, request.header("Content-Type"))
+        return form, parse(form, self.options, request.received_at)
 
     def _check_signature(self, request: WebhookRequest) -> None:
         assert self._key is not None

@@ -7,10 +7,16 @@ https://www.twilio.com/docs/sendgrid/for-developers/parsing-email/setting-up-the
   ``attachment-info`` (JSON per file field: filename, type, content-id) and the files
   ``attachment1`` ..; ``content-ids`` (JSON: Content-ID -> file field);
 - raw ("POST the raw, full MIME message"): the whole message in ``email``.
+
+Either way SendGrid posts what it found of the mail's authentication: ``dkim`` (each
+signature's domain and result, ``{@example.com : pass, @esp.example : fail}``, or
+``none``) and ``SPF`` (``pass``, ``softfail`` ...), read as ``Check``s: an aligned DKIM
+pass verifies the From (``connectors.email.auth``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 
@@ -25,12 +31,14 @@ from connectors.email import (
     parse_email,
     split_headers,
 )
+from connectors.email.auth import MAX_HEADERS, Check, clean_domain, first_word
 from connectors.email_hooks import content_ids, file_attachment, json_field, numbered_files
 from connectors.forms import Form, FormPart
 
 VIA = "sendgrid"
 FIELD_HEADERS = (("from", "From"), ("to", "To"), ("cc", "Cc"), ("subject", "Subject"))
 """(form field, header) added when the ``headers`` block lacks the header."""
+_SIGNATURE = re.compile(r"@?([^\s:@{},]+)\s*:\s*([A-Za-z]+)")
 
 
 class AttachmentInfo(msgspec.Struct, rename="kebab"):
@@ -48,8 +56,30 @@ class Envelope(msgspec.Struct):
 def parse(form: Form, options: EmailOptions, received_at: datetime) -> Parsed:
     raw = form.get("email")
     if raw is not None:
-        return parse_email(raw.value, options=options, received_at=received_at, via=VIA)
+        return parse_email(
+            raw.value,
+            options=options,
+            received_at=received_at,
+            via=VIA,
+            recipients=_recipients(form),
+            checks=checks(form),
+        )
     return email_message(fields(form), options=options, received_at=received_at, via=VIA)
+
+
+def checks(form: Form) -> tuple[Check, ...]:
+    """SendGrid's verdicts: one DKIM check per signature in ``dkim``, and ``SPF`` for
+    the envelope sender's domain."""
+    found = [
+        Check("dkim", result.lower(), clean_domain(domain), VIA)
+        for domain, result in _SIGNATURE.findall(form.text("dkim") or "")[:MAX_HEADERS]
+    ]
+    spf = first_word(form.text("SPF"))
+    if spf:
+        envelope = json_field(form.text("envelope"), Envelope, "envelope")
+        sender = clean_domain(envelope.from_) if envelope and envelope.from_ else None
+        found.append(Check("spf", spf, sender or None, VIA))
+    return tuple(found)
 
 
 def fields(form: Form) -> EmailFields:
@@ -65,6 +95,7 @@ def fields(form: Form) -> EmailFields:
         html=html,
         attachments=tuple(_attachments(form, html)),
         recipients=_recipients(form),
+        checks=checks(form),
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from connectors.base import ConnectorContext, Manifest, NoWebhook
+from connectors.email.trust import announce
 from connectors.smtp.listener import SmtpListener
 from connectors.smtp.settings import SmtpSettings
 
@@ -24,6 +25,7 @@ class SmtpConnector(NoWebhook):
     def __init__(self, settings: SmtpSettings, context: ConnectorContext) -> None:
         self.settings = settings
         self._listener = SmtpListener(settings, context.clock)
+        announce(self.manifest.name, settings.options)
 
     def service(self) -> SmtpListener:
         return self._listener

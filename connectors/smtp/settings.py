@@ -9,6 +9,7 @@ from typing import Any
 from connectors.checks import addresses, positive, tcp_port
 from connectors.email import EmailOptions
 from connectors.email.fields import DEFAULT_MAX_ATTACHMENT_BYTES
+from connectors.email.trust import TRUST_CHECKS, email_options
 
 
 def _domains(value: Any) -> str | None:
@@ -33,6 +34,11 @@ class SmtpSettings:
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
     hostname: str = ""
     """The name in the greeting and ``EHLO`` answer; empty: this machine's host name."""
+    trust_from: str = ""
+    """``authenticated``, ``always``, or empty: ``authenticated`` when ``authserv_ids`` is
+    set, else ``always`` (see ``connectors.email.trust``)."""
+    authserv_ids: tuple[str, ...] = ()
+    """The authserv-id(s) your MX writes in its ``Authentication-Results`` headers."""
 
     checks = MappingProxyType(
         {
@@ -42,11 +48,12 @@ class SmtpSettings:
             "accept_domains": _domains,
             "recipients": addresses,
             "own_addresses": addresses,
+            **TRUST_CHECKS,
         }
     )
 
     @property
     def options(self) -> EmailOptions:
-        return EmailOptions(
-            own_addresses=self.own_addresses, max_attachment_bytes=self.max_attachment_bytes
+        return email_options(
+            self.own_addresses, self.max_attachment_bytes, self.trust_from, self.authserv_ids
         )

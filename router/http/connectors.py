@@ -90,7 +90,7 @@ async def webhook(request: web.Request) -> web.Response:
         fresh = await request.app[LEDGER].claim_nonce(
             name,
             verified.nonce,
-            fingerprint=hashlib.sha256(body).hexdigest(),
+            fingerprint=verified.fingerprint or hashlib.sha256(body).hexdigest(),
             expires_at=now + timedelta(seconds=verified.nonce_ttl_s),
             now=now,
         )

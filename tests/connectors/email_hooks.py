@@ -3,8 +3,10 @@
 The Postmark, Mailgun and SendGrid fixtures carry the same mails (see each fixtures
 README.txt): ``plain`` and ``attachments`` from Maria, ``html_only`` from Jonas,
 ``reply`` (Maria answering the agent's reply to ``plain``), ``auto_reply`` (Jonas's
-out-of-office answering the agent's reply to ``html_only``) and ``raw`` (Maria's invoice,
-raw MIME: an ISO-8859-1 subject and body and a PDF). Each provider's test module runs
+out-of-office answering the agent's reply to ``html_only``), ``raw`` (Maria's invoice,
+raw MIME: an ISO-8859-1 subject and body and a PDF) and ``spoofed`` (someone else writing
+Maria's address in From, without the provider finding a passing DMARC or aligned DKIM
+verdict for it). Each provider's test module runs
 ``SharedMails`` with a ``Post`` that sends a fixture the way that provider does
 (credentials, signatures).
 """
@@ -41,6 +43,16 @@ async def accepted(post: Post, name: str, **counts: int) -> dict[str, Any]:
     return dict(answer)
 
 
+async def sender_of(client: Client, conversation_id: str) -> dict[str, Any]:
+    """The customer a conversation belongs to."""
+    response = await client.get(f"/v1/conversations/{conversation_id}", headers=AUTH)
+    assert response.status == 200, await response.text()
+    customer_id = (await response.json())["customer_id"]
+    response = await client.get(f"/v1/customers/{customer_id}", headers=AUTH)
+    assert response.status == 200, await response.text()
+    return dict(await response.json())
+
+
 async def nothing_stored(client: Client) -> None:
     assert await customer_of(client, MARIA) is None
     assert await customer_of(client, JONAS) is None
@@ -71,9 +83,34 @@ class SharedMails:
         assert entry["subject"] == "Order A-1001 arrived broken"
         assert entry["text"].startswith("Hi,\n\nmy order A-1001 arrived today")
         assert entry["attributes"]["via"] == self.via
+        assert entry["attributes"]["inbox"] == "email:support@acme.example"
+        assert entry["attributes"]["email_auth"]["verified"] is True
         assert entry["message_id"] == answer["message_ids"][0]
         html = await blob(client, entry["attributes"]["html_blob"])
         assert html.startswith(b"<html><body><p>Hi,</p>")
+
+    async def test_a_spoofed_from_is_a_suggestion_not_a_merge(
+        self, client: Client, post: Post
+    ) -> None:
+        """Maria's address forged in From: stored and routed, but for a new customer who
+        has it only as an unverified suggestion pointing at Maria; her history is hers."""
+        await accepted(post, "plain")
+        spoof = await accepted(post, "spoofed")
+        maria, [entry] = await stored(client, MARIA)
+        assert entry["external_id"] == PLAIN_ID
+        other = await sender_of(client, spoof["conversation_ids"][0])
+        assert other["customer_id"] != maria["customer_id"]
+        assert not [i for i in other["identities"] if i["verified"]]
+        [link] = other["suggested"]
+        assert (link["identity"]["kind"], link["identity"]["value"]) == (
+            "email",
+            "maria.lopez@example.com",
+        )
+        assert link["other_customer_id"] == maria["customer_id"]
+        [spoofed] = await history(client, other["customer_id"])
+        assert spoofed["subject"] == "Change of delivery address"
+        auth = spoofed["attributes"]["email_auth"]
+        assert (auth["trust_from"], auth["verified"]) == ("authenticated", False)
 
     async def test_a_retried_post_is_stored_once(self, client: Client, post: Post) -> None:
         """The provider posting the same mail again: answered 200, stored once."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
@@ -20,8 +21,9 @@ MARIA = "CAJ8mX3vQk2Lp9dR7sT1uW4yZ6bN0cF5hG@mail.gmail.com"
 """plain.eml's Message-ID: the first mail of Maria's conversation."""
 
 
-def parse(raw: bytes, options: EmailOptions = OPTIONS) -> Parsed:
-    return parse_email(raw, options=options, received_at=AT, via="raw")
+def parse(raw: bytes, options: EmailOptions = OPTIONS, **extra: Any) -> Parsed:
+    """``raw`` as the raw endpoint parses it (``extra``: ``recipients``, ``checks``)."""
+    return parse_email(raw, options=options, received_at=AT, via="raw", **extra)
 
 
 def one(name: str, options: EmailOptions = OPTIONS) -> InboundMessage:

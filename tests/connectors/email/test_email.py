@@ -33,7 +33,18 @@ def test_plain_mail_is_one_verified_message_on_its_own_thread() -> None:
     assert "before packing.\n" in message.text  # quoted-printable soft break joined
     assert message.references == []
     assert message.conversation_hint is None
-    assert message.attributes == {"via": "raw", "to": ["support@acme.test"]}
+    assert message.inbox == "email:support@acme.test"
+    assert message.attributes == {
+        "via": "raw",
+        "to": ["support@acme.test"],
+        "email_auth": {
+            "trust_from": "always",
+            "verified": True,
+            "authenticated": False,
+            "reason": "no DMARC pass or aligned DKIM pass",
+            "checks": [],
+        },
+    }
 
 
 @pytest.mark.parametrize(

@@ -12,12 +12,15 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
+from structlog.testing import capture_logs
 
 from connectors.base import ConnectorContext, WebhookRequest
+from connectors.email.auth import Check
 from connectors.forms import parse_form
 from connectors.mailgun import MailgunConnector
+from connectors.mailgun.parse import checks as verdicts
 from connectors.mailgun.parse import fields
-from connectors.mailgun.settings import MailgunSettings
+from connectors.mailgun.settings import RETRY_WINDOW_S, MailgunSettings
 from connectors.mailgun.signature import compute
 from router.clock import ManualClock
 from router.errors import ConfigError, InputError, Unauthorized
@@ -91,7 +94,66 @@ def test_a_signed_fresh_post_passes_with_its_token_as_nonce() -> None:
     body = body_of("plain")
     verified = connector().verify(request(body))
     assert verified.nonce == field(body, "token")
-    assert verified.nonce_ttl_s == 1800.0
+    assert verified.nonce_ttl_s == 2 * RETRY_WINDOW_S
+    assert verified.fingerprint is not None
+    assert verified.fingerprint.startswith("mailgun:")
+
+
+def test_the_default_freshness_covers_mailguns_eight_hours_of_retries() -> None:
+    """A POST refused during an outage comes back up to 8 hours later, signed as before."""
+    assert MailgunSettings(signing_key=Secret(KEY)).max_age_s == RETRY_WINDOW_S >= 8 * 3600
+    later = NOW + timedelta(hours=8)
+    assert connector().verify(request(body_of("plain"), later)).nonce
+
+
+def test_a_stale_signed_post_is_refused_with_a_warning() -> None:
+    with capture_logs() as logs, pytest.raises(Unauthorized, match="stale"):
+        connector().verify(request(body_of("stale")))
+    [event] = [e for e in logs if e["event"] == "mailgun.stale_refused"]
+    assert event["log_level"] == "warning"
+    assert "stale" in event["reason"]
+
+
+def reframed(body: bytes, boundary: str) -> bytes:
+    """A multipart fixture with another boundary and its parts in reverse order."""
+    old = body[2 : body.index(b"\r\n")]
+    chunks = body.split(b"--" + old)[1:-1]
+    new = boundary.encode()
+    return b"".join(b"--" + new + chunk for chunk in reversed(chunks)) + b"--" + new + b"--\r\n"
+
+
+def test_the_fingerprint_is_the_mail_not_its_framing() -> None:
+    """Mailgun may encode a retry afresh: the token's fingerprint stays the same."""
+    body = body_of("attachments")
+    again = reframed(body, "another-boundary-0123456789")
+    assert again != body
+    first, second = (connector().verify(request(b)).fingerprint for b in (body, again))
+    assert first == second
+    changed = body.replace(b"a photo of the lamp and the invoice.\n", b"a photo of the lamp.\n")
+    assert changed != body
+    assert connector().verify(request(changed)).fingerprint != first
+
+
+def test_a_subaccounts_parent_signature_is_enough() -> None:
+    """A subaccount's POST carries ``parent-signature`` under the primary account's key."""
+    body = body_of("plain")
+    timestamp, token = field(body, "timestamp"), field(body, "token")
+    own = compute("subaccount-key", timestamp, token)
+    pairs = [
+        *parse_qsl(replaced(body, signature=own).decode()),
+        ("parent-signature", field(body, "signature")),
+    ]
+    signed = urlencode(pairs).encode()
+    for settings in (
+        MailgunSettings(parent_signing_key=Secret(KEY)),
+        MailgunSettings(signing_key=Secret("subaccount-key")),
+        MailgunSettings(signing_key=Secret("another-key"), parent_signing_key=Secret(KEY)),
+    ):
+        mailgun = MailgunConnector(settings, ConnectorContext(clock=ManualClock(NOW)))
+        assert mailgun.verify(request(signed)).nonce == token
+    wrong = MailgunSettings(signing_key=Secret("another-key"), parent_signing_key=Secret("x"))
+    with pytest.raises(Unauthorized, match="invalid Mailgun signature"):
+        MailgunConnector(wrong, ConnectorContext(clock=ManualClock(NOW))).verify(request(signed))
 
 
 @pytest.mark.parametrize("name", ["attachments", "raw", "event_delivered.json"])
@@ -103,7 +165,7 @@ def test_multipart_and_event_json_signatures_pass(name: str) -> None:
     ("body", "key", "at", "words"),
     [
         (body_of("stale"), KEY, NOW, "stale"),
-        (body_of("plain"), KEY, NOW - timedelta(hours=1), "stale"),
+        (body_of("plain"), KEY, NOW + timedelta(hours=9), "stale"),
         (body_of("plain"), "another-key", NOW, "invalid Mailgun signature"),
         (replaced(body_of("plain"), timestamp=str(int(NOW.timestamp()))), KEY, NOW, "invalid"),
         (replaced(body_of("plain"), token="x" * 50), KEY, NOW, "invalid Mailgun signature"),
@@ -126,14 +188,17 @@ def test_a_body_that_is_not_a_form_is_refused_before_parsing() -> None:
         connector().verify(bad)
 
 
-def test_the_signing_key_is_required(tmp_path: Path) -> None:
+def test_a_signing_key_is_required(tmp_path: Path) -> None:
     config = tmp_path / "omniroute.toml"
     config.write_text("[connectors.mailgun]\nmax_age_s = 0\n")
     with pytest.raises(ConfigError) as caught:
         load(config, env={"OMNIROUTE_DATA_DIR": str(tmp_path)})
     problems = "\n".join(caught.value.problems)
-    assert "connectors.mailgun.signing_key: required" in problems
     assert "connectors.mailgun.max_age_s (config file): must be above 0" in problems
+    config.write_text("[connectors.mailgun]\n")
+    with pytest.raises(ConfigError) as caught:
+        load(config, env={"OMNIROUTE_DATA_DIR": str(tmp_path)})
+    assert "set signing_key" in "\n".join(caught.value.problems)
     with pytest.raises(ValueError, match="signing_key"):
         connector("")
 
@@ -222,6 +287,37 @@ def test_fields_that_do_not_fit_are_input_errors(changes: dict[str, str], words:
         fields(parse_form(body, URLENCODED))
 
 
+def test_mailguns_verdicts_are_its_dkim_and_spf_checks() -> None:
+    assert verdicts(form("plain")) == (
+        Check("dkim", "pass", "example.com", "mailgun"),
+        Check("spf", "pass", None, "mailgun"),
+    )
+    assert verdicts(form("html_only"))[0] == Check("dkim", "pass", "example.net", "mailgun")
+    assert verdicts(form("spoofed"))[0] == Check("dkim", "pass", "attacker.example", "mailgun")
+
+
+def test_the_raw_variant_posts_its_verdicts_as_fields() -> None:
+    assert "message-headers" not in form("raw")
+    assert verdicts(form("raw"))[0] == Check("dkim", "pass", "example.com", "mailgun")
+
+
+def with_message_headers(name: str, *extra: tuple[str, str]) -> Any:
+    body = body_of(name)
+    headers = json.loads(field(body, "message-headers")) + [list(pair) for pair in extra]
+    return parse_form(replaced(body, **{"message-headers": json.dumps(headers)}), URLENCODED)
+
+
+def test_a_pass_for_one_of_several_signing_domains_names_none() -> None:
+    """Which signature passed is not said: with two signing domains, neither is known."""
+    two = with_message_headers("plain", ("DKIM-Signature", "v=1; d=esp.example; s=x"))
+    assert verdicts(two)[0] == Check("dkim", "pass", None, "mailgun")
+
+
+def test_a_verdict_header_the_sender_also_wrote_is_no_verdict() -> None:
+    twice = with_message_headers("spoofed", ("X-Mailgun-Dkim-Check-Result", "Pass"))
+    assert [check.method for check in verdicts(twice)] == ["spf"]
+
+
 async def test_an_event_webhook_is_ignored() -> None:
     parsed = await connector().parse(request(body_of("event_delivered.json")))
     assert (parsed.messages, parsed.ignored) == ([], ["event:delivered"])
@@ -257,6 +353,15 @@ async def test_an_event_webhook_is_acknowledged_and_ignored(client: Client) -> N
 async def test_a_stale_post_gets_401_and_nothing_is_stored(client: Client) -> None:
     status, answer = await sender(client)("stale")
     await checks.check_refused(client, status, answer, "stale")
+
+
+async def test_a_retry_framed_afresh_is_a_duplicate_not_a_replay(client: Client) -> None:
+    """The same token and mail with another multipart boundary: stored once, no 401."""
+    body = body_of("attachments")
+    status, first = await send(client, body)
+    assert (status, first["accepted"]) == (200, 1)
+    status, again = await send(client, reframed(body, "retry-boundary-42"))
+    assert (status, again["accepted"], again["duplicates"]) == (200, 0, 1)
 
 
 async def test_a_token_reused_on_another_body_gets_401(client: Client) -> None:

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 
 from connectors.base import ConnectorContext, WebhookRequest
+from connectors.email.auth import Check
 from connectors.email_hooks import DEFAULT_MAX_BODY_BYTES, BasicAuthRequired
 from connectors.postmark import PostmarkConnector
 from connectors.postmark.connector import decode
+from connectors.postmark.payload import checks as verdicts
 from connectors.postmark.payload import fields
 from connectors.postmark.settings import PostmarkSettings
 from router.clock import ManualClock
@@ -81,13 +83,15 @@ def test_the_configured_credentials_pass() -> None:
         (basic(password="wrong"), "wrong HTTP basic auth username or password"),
         (basic(user="other"), "wrong HTTP basic auth username or password"),
         (basic(password=PASSWORD + "x"), "wrong HTTP basic auth"),
-        ({"Authorization": "Bearer " + PASSWORD}, "expected HTTP basic auth"),
+        ({"Authorization": "Bearer " + PASSWORD}, "not HTTP basic auth"),
+        ({"Authorization": PASSWORD}, "not HTTP basic auth"),
         ({"Authorization": "Basic not*base64"}, "malformed"),
     ],
 )
 def test_anything_else_is_refused_with_a_challenge(headers: dict[str, str], words: str) -> None:
     with pytest.raises(BasicAuthRequired, match=words) as caught:
         connector().verify(request(b"{}", headers))
+    assert PASSWORD[:8] not in caught.value.message  # a credential is never echoed
     assert caught.value.status == 401
     assert caught.value.challenge == 'Basic realm="omniroute postmark webhook", charset="UTF-8"'
 
@@ -102,6 +106,21 @@ def test_credentials_are_required(tmp_path: Path) -> None:
     assert "connectors.postmark.password (config file): must not be empty" in problems
     with pytest.raises(ValueError, match="must not be empty"):
         connector(username="")
+
+
+def test_a_from_must_be_authenticated_unless_told_otherwise(tmp_path: Path) -> None:
+    assert connector().options.trust_from == "authenticated"
+    assert connector(trust_from="always").options.trust_from == "always"
+    config = tmp_path / "omniroute.toml"
+    config.write_text(
+        f'[connectors.postmark]\nusername = "{USER}"\npassword = "{PASSWORD}"\n'
+        'trust_from = ""\nauthserv_ids = ["mx;1"]\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(config, env={"OMNIROUTE_DATA_DIR": str(tmp_path)})
+    problems = "\n".join(caught.value.problems)
+    assert "connectors.postmark.trust_from (config file): must be 'authenticated' or" in problems
+    assert "connectors.postmark.authserv_ids (config file): not authserv-ids" in problems
 
 
 def test_the_default_body_limit_fits_mail_with_attachments() -> None:
@@ -133,6 +152,48 @@ def test_attachments_are_decoded_and_inline_images_known_by_content_id() -> None
     assert photo.content is not None
     assert photo.content.startswith(b"\x89PNG")
     assert (invoice.content_id, invoice.inline) == (None, False)
+
+
+def with_headers(name: str, *extra: tuple[str, str], drop: str = "") -> bytes:
+    inbound = json.loads(body_of(name))
+    kept = [h for h in inbound["Headers"] if h["Name"] != drop]
+    inbound["Headers"] = kept + [{"Name": k, "Value": v} for k, v in extra]
+    return json.dumps(inbound).encode()
+
+
+def test_postmarks_verdicts_are_its_spamassassin_tests_and_received_spf() -> None:
+    assert verdicts(decode(body_of("plain"))) == (
+        Check("dkim", "pass", None, "postmark", author=True),
+        Check("spf", "pass", None, "postmark"),
+    )
+    valid_only = with_headers(
+        "plain", ("X-Spam-Tests", "DKIM_SIGNED,DKIM_VALID"), drop="X-Spam-Tests"
+    )
+    assert verdicts(decode(valid_only))[0] == Check("dkim", "pass", None, "postmark")
+    broken = with_headers("plain", ("X-Spam-Tests", "DKIM_SIGNED,SPF_PASS"), drop="X-Spam-Tests")
+    assert verdicts(decode(broken))[0] == Check("dkim", "fail", None, "postmark")
+
+
+def test_a_second_spam_tests_header_is_no_verdict() -> None:
+    """The sender's own ``X-Spam-Tests`` next to Postmark's: neither is believed."""
+    assert [c.method for c in verdicts(decode(body_of("spoofed")))] == ["spf"]
+
+
+def test_authentication_results_of_a_trusted_authserv_id_are_read_from_the_headers() -> None:
+    body = with_headers(
+        "raw", ("Authentication-Results", "mx.postmark.test; dmarc=pass header.from=example.com")
+    )
+    found = verdicts(decode(body), ("mx.postmark.test",))
+    assert Check("dmarc", "pass", "example.com", "mx.postmark.test") in found
+    assert Check("dmarc", "pass", "example.com", "mx.postmark.test") not in verdicts(decode(body))
+
+
+async def test_raw_email_is_verified_by_the_verdicts_in_postmarks_headers() -> None:
+    """RawEmail is the mail as sent; Postmark's verdicts are in its JSON ``Headers``."""
+    unsigned = with_headers("raw", drop="X-Spam-Tests")
+    for body, verified in ((body_of("raw"), True), (unsigned, False)):
+        [message] = (await connector().parse(request(body))).messages
+        assert message.sender.identities[0].verified is verified
 
 
 async def test_raw_email_is_parsed_when_present_unless_turned_off() -> None:

@@ -14,9 +14,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from connectors.base import ConnectorContext, WebhookRequest
+from connectors.email.auth import Check
 from connectors.email_hooks import BasicAuthRequired
 from connectors.forms import parse_form
 from connectors.sendgrid import SendGridConnector
+from connectors.sendgrid.parse import checks as verdicts
 from connectors.sendgrid.parse import fields
 from connectors.sendgrid.settings import SendGridSettings
 from connectors.sendgrid.signature import SIGNATURE, TIMESTAMP, load_key, valid
@@ -234,6 +236,56 @@ def test_fields_that_do_not_fit_are_input_errors(old: bytes, new: bytes, words: 
     body = body_of("attachments").replace(old, new)
     with pytest.raises(InputError, match=words):
         fields(parse_form(body, FORM["Content-Type"]))
+
+
+def with_dkim(name: str, value: bytes) -> Any:
+    body = body_of(name)
+    old = body.partition(b'name="dkim"\r\n\r\n')[2].partition(b"\r\n")[0]
+    return parse_form(
+        body.replace(b"\r\n\r\n" + old + b"\r\n", b"\r\n\r\n" + value + b"\r\n"),
+        FORM["Content-Type"],
+    )
+
+
+def test_sendgrids_verdicts_are_its_dkim_and_spf_fields() -> None:
+    """``dkim`` per signature domain; ``SPF`` for the envelope sender's domain."""
+    assert verdicts(form("plain")) == (
+        Check("dkim", "pass", "example.com", "sendgrid"),
+        Check("spf", "pass", "example.com", "sendgrid"),
+    )
+    assert verdicts(form("spoofed")) == (
+        Check("dkim", "fail", "example.com", "sendgrid"),
+        Check("spf", "pass", "attacker.example", "sendgrid"),
+    )
+    assert fields(form("plain")).checks == verdicts(form("plain"))
+
+
+@pytest.mark.parametrize(
+    ("dkim", "expected"),
+    [
+        (
+            b"{@esp.example : pass, @Example.com : fail}",
+            [("esp.example", "pass"), ("example.com", "fail")],
+        ),
+        (b"{@example.com : pass}", [("example.com", "pass")]),
+        (b"none", []),
+        (b"", []),
+    ],
+)
+def test_every_signature_in_the_dkim_field(dkim: bytes, expected: list[tuple[str, str]]) -> None:
+    found = [(c.domain, c.result) for c in verdicts(with_dkim("plain", dkim)) if c.method == "dkim"]
+    assert found == expected
+
+
+async def test_dkim_pass_versus_fail_decides_whether_the_from_is_verified() -> None:
+    """The same mail, signed by its From domain or not; the raw variant alike."""
+    for name in ("plain", "raw"):
+        body = body_of(name)
+        failed = body.replace(b"{@example.com : pass}", b"{@example.com : fail}")
+        for posted, verified in ((body, True), (failed, False)):
+            [message] = (await connector().parse(request(posted, {}))).messages
+            assert message.sender.identities[0].verified is verified
+            assert message.attributes["email_auth"]["verified"] is verified
 
 
 async def test_a_body_that_is_not_multipart_is_an_input_error() -> None:

@@ -167,6 +167,31 @@ async def test_a_plus_addressed_envelope_recipient_joins_its_conversation(
     assert second["conversation_id"] == conversation
 
 
+async def test_the_inbox_is_the_own_address_the_envelope_names(
+    client: Client, smtp_port: int
+) -> None:
+    """Bcc'd: To names someone else; the envelope's support+tag@ is the inbox, untagged."""
+    raw = mail(message_id="<inbox-1@example.com>", to="team@example.org")
+    await delivered(smtp_port, raw, recipients=("Support+billing@acme.example",))
+    customer = await customer_of(client, MARIA)
+    assert customer is not None
+    [entry] = await history(client, customer["customer_id"])
+    assert entry["attributes"]["inbox"] == "email:support@acme.example"
+
+
+def test_the_mx_authserv_id_makes_the_from_need_authentication() -> None:
+    """No authserv-id known: nothing to verify a From with, so it is trusted (with a
+    start-up warning); the MX's authserv-id set: only an authenticated From is verified."""
+    base = SmtpSettings(own_addresses=("support@acme.example",))
+    assert base.options.trust_from == "always"
+    checked = SmtpSettings(own_addresses=("support@acme.example",), authserv_ids=("MX.Acme",))
+    assert (checked.options.trust_from, checked.options.authserv_ids) == (
+        "authenticated",
+        ("mx.acme",),
+    )
+    assert SmtpSettings(trust_from="always", authserv_ids=("mx",)).options.trust_from == "always"
+
+
 # --- limits, outages, bad input ------------------------------------------------------
 
 
@@ -308,10 +333,12 @@ def test_bad_settings_are_named(tmp_path: Path) -> None:
     conf.write_text(
         '[connectors.smtp]\nport = 0\nrecipients = ["support"]\n'
         'accept_domains = ["a@b.example"]\nmax_message_bytes = 0\n'
+        'trust_from = "sometimes"\nauthserv_ids = ["mx acme.example"]\n'
     )
     with pytest.raises(ConfigError) as raised:
         load(conf, env={"OMNIROUTE_DATA_DIR": str(tmp_path)})
 
     problems = "\n".join(raised.value.problems)
-    for key in ("port", "recipients", "accept_domains", "max_message_bytes"):
+    keys = ("port", "recipients", "accept_domains", "max_message_bytes")
+    for key in (*keys, "trust_from", "authserv_ids"):
         assert f"connectors.smtp.{key}" in problems
