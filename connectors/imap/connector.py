@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from connectors.base import ConnectorContext, Manifest, NoWebhook
+from connectors.email.trust import announce
 from connectors.imap.poller import ImapPoller
 from connectors.imap.settings import ImapSettings
 
@@ -24,6 +25,7 @@ class ImapConnector(NoWebhook):
     def __init__(self, settings: ImapSettings, context: ConnectorContext) -> None:
         self.settings = settings
         self._poller = ImapPoller(settings, context.clock)
+        announce(self.manifest.name, settings.options)
 
     def service(self) -> ImapPoller:
         return self._poller

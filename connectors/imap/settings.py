@@ -9,6 +9,7 @@ from typing import Any
 from connectors.checks import not_negative, positive, tcp_port
 from connectors.email import EmailOptions
 from connectors.email.fields import DEFAULT_MAX_ATTACHMENT_BYTES
+from connectors.email.trust import TRUST_CHECKS, email_options
 from router.settings import Secret
 
 
@@ -35,6 +36,13 @@ class ImapSettings:
     """IDLE is re-issued this often (servers may drop an IDLE after 30 minutes; lower it
     behind a NAT that forgets quiet connections sooner)."""
     own_addresses: tuple[str, ...] = ()
+    trust_from: str = ""
+    """``authenticated``: a From is verified only with a passing DMARC or aligned DKIM
+    verdict from a trusted server; ``always``: every From is; empty: ``authenticated``
+    once ``authserv_ids`` is set, else ``always`` (see the email connectors' README)."""
+    authserv_ids: tuple[str, ...] = ()
+    """The authserv-id(s) your mail server writes in ``Authentication-Results``
+    (``mx.google.com`` for Gmail)."""
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
     max_message_bytes: int = 25 * 1024 * 1024
     """A message larger than this (its ``RFC822.SIZE``) is not fetched: its header alone
@@ -62,13 +70,14 @@ class ImapSettings:
             "timeout_s": positive,
             "reconnect_min_s": positive,
             "reconnect_max_s": positive,
+            **TRUST_CHECKS,
         }
     )
 
     @property
     def options(self) -> EmailOptions:
-        return EmailOptions(
-            own_addresses=self.own_addresses, max_attachment_bytes=self.max_attachment_bytes
+        return email_options(
+            self.own_addresses, self.max_attachment_bytes, self.trust_from, self.authserv_ids
         )
 
     @property

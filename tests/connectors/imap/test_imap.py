@@ -468,3 +468,21 @@ def test_cursor_decode(value: str | None, expected: Cursor | None) -> None:
 def test_backoff_doubles_up_to_the_maximum(failures: int, pause_s: float) -> None:
     assert backoff_s(failures, 1.0, 300.0) == pause_s
     assert backoff_s(10_000, 1.0, 300.0) == 300.0
+
+
+@pytest.mark.parametrize("imap_extra", [QUIET | {"authserv_ids": ["mx.acme.example"]}])
+async def test_a_from_is_verified_only_with_a_trusted_dkim_pass(
+    client: Client, mailbox: Mailbox
+) -> None:
+    """With the mail server's authserv-id configured, the poller trusts its verdicts and
+    nothing else: a spoofed From stays an unverified suggestion."""
+    await eventually(lambda: cursor(client, mailbox))
+    verdict = b"Authentication-Results: mx.acme.example; dkim=pass header.d=example.com\r\n"
+    signed = await append(mailbox, verdict + mail("signed by example.com"))
+    await eventually(seen_after_stored(client, mailbox, signed))
+    assert await texts(client) == ["signed by example.com"]
+
+    forged = b"Authentication-Results: mx.evil.example; dkim=pass header.d=example.com\r\n"
+    spoof = await append(mailbox, forged + mail("please change my address"))
+    await eventually(lambda: _has_flag(mailbox, spoof, SEEN))
+    assert await texts(client) == ["signed by example.com"], "the spoof joined nobody"
