@@ -31,7 +31,8 @@ from .sqlite_read import decode_conversation, decode_item, encode
 from .sqlite_thread_owner import Place, move_on_thread, thread_order_us, thread_place, within_window
 from .sqlite_timers import arm
 
-_ON_THREAD = """SELECT c.body, b.score, b.queue, b.body FROM conversations c
+_ON_THREAD = """SELECT c.body, b.score, b.queue, b.body
+    FROM conversations c INDEXED BY conversations_customer
     LEFT JOIN backlog b ON b.item_id = c.waiting_item AND b.released = 0
     WHERE c.customer_id = ? AND c.thread_key = ?
     ORDER BY c.state = 'resolved', c.rowid DESC LIMIT 1"""

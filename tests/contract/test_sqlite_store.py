@@ -334,3 +334,22 @@ async def test_claimed_message_and_history_come_from_the_customers_rows(
     early = by_item[results[0].item_id]  # its message is older than the history shown
     assert early.message.message_id == results[0].message_id
     assert early.message is not early.history[0]
+
+
+def test_a_customers_conversation_on_a_thread_is_found_by_the_customer_index(
+    tmp_path: Path,
+) -> None:
+    """Many customers share a thread key (every message without a thread on one source):
+    finding one customer's conversation must not scan the thread's (a plan regression
+    once made ingest slow down with every conversation on the shared key)."""
+    from router.backends.sqlite_schema import connect
+    from router.backends.sqlite_thread import _ON_THREAD
+
+    db = connect(tmp_path / "plan.sqlite3")
+    try:
+        plan = db.execute("EXPLAIN QUERY PLAN " + _ON_THREAD, ("c", "webchat\0")).fetchall()
+    finally:
+        db.close()
+    conversations = [row[3] for row in plan if " c " in f" {row[3]} "]
+    assert conversations, plan
+    assert all("conversations_customer" in step for step in conversations), plan
