@@ -75,7 +75,7 @@ def whatsapp(batch: int) -> Callable[[], Request]:
     def make() -> Request:
         messages, contacts = [], []
         for _ in range(batch):
-            wa_id = f"3460{_n():09d}"
+            wa_id = f"346{_n() % 10**8:08d}"  # a Spanish mobile: 34 6xx xxx xxx
             contacts.append({"profile": {"name": "Bench Customer"}, "wa_id": wa_id})
             messages.append(
                 {
@@ -110,7 +110,7 @@ def twilio(url: str) -> Callable[[], Request]:
         params = [
             ("MessageSid", f"SM{uuid.uuid4().hex}"),
             ("AccountSid", "AC0000"),
-            ("From", f"+3460{_n():07d}"),
+            ("From", f"+346{_n() % 10**8:08d}"),
             ("To", "+14155550199"),
             ("Body", "my order arrived broken"),
             ("NumMedia", "0"),
@@ -162,6 +162,17 @@ class Tally:
     errors: int = 0
 
 
+def _stored(status: int, answer: bytes, sent: int) -> int:
+    """How many of the request's messages were stored, as the answer says (Twilio answers
+    TwiML: all of them on a 200)."""
+    if status not in (200, 202):
+        return 0
+    if not answer.startswith(b"{"):
+        return sent
+    decoded = json.loads(answer)
+    return int(decoded.get("accepted", 0 if decoded.get("duplicate") else 1))
+
+
 async def drive(
     base: str, make: Callable[[], Request], connections: int, warmup_s: float, duration_s: float
 ) -> float:
@@ -176,12 +187,11 @@ async def drive(
             while time.monotonic() < stop:
                 path, body, headers, count = make()
                 async with session.post(base + path, data=body, headers=headers) as resp:
-                    await resp.read()
-                    ok = resp.status in (200, 202)
+                    stored = _stored(resp.status, await resp.read(), count)
                 if measuring:
                     tally.requests += 1
-                    tally.messages += count if ok else 0
-                    tally.errors += 0 if ok else 1
+                    tally.messages += stored
+                    tally.errors += 0 if stored == count else 1
 
         tasks = [asyncio.create_task(client()) for _ in range(connections)]
         await asyncio.sleep(warmup_s)  # the clients run; the window opens after the warm-up
@@ -190,7 +200,7 @@ async def drive(
         await asyncio.gather(*tasks)
         elapsed = time.monotonic() - started
     if tally.errors:
-        print(f"  {tally.errors} requests failed", file=sys.stderr)
+        print(f"  {tally.errors} requests not (all) stored", file=sys.stderr)
     return tally.messages / elapsed
 
 
@@ -237,7 +247,13 @@ async def main(argv: list[str] | None = None) -> int:
             await server.stop()
             if args.backend == "production":
                 await cleanup_redis(args.redis_url, prefix)
-                await cleanup_rabbitmq(args.amqp_url, prefix)
+                queues = [f"{prefix}.{name}" for name in ("queue.default", "inbound", "dead")]
+                await cleanup_rabbitmq(
+                    args.amqp_url,
+                    prefix,
+                    queues=queues,
+                    exchanges=[f"{prefix}.{name}" for name in ("events", "inbound", "dead")],
+                )
     _print(results, args)
     return 0
 
