@@ -132,24 +132,14 @@ def _resolved_conversation(
 ) -> Routed:
     """A conversation for a message routed nowhere: resolved as it is created, with the
     decision's routing and no item, sla or timers."""
-    message, decision = request.message, request.decision
-    conversation = Conversation(
-        conversation_id=request.new_conversation_id,
-        customer_id=customer_id,
-        channel=message.channel,
-        source=message.source,
-        thread=message.thread,
+    message = request.message
+    conversation = msgspec.structs.replace(
+        _opened(request, customer_id, request.new_conversation_id, None),
         state="resolved",
-        queue=decision.queue,
-        priority=decision.priority,
-        deadline=decision.deadline,
-        message_count=1,
-        created_at=message.received_at,
-        updated_at=message.received_at,
-        version=1,
         resolved_at=message.received_at,
-        skills=list(decision.skills),
-        tags=list(decision.tags),
+        item_id=None,
+        sla=None,
+        awaiting_response=False,
         recorded_only=True,
     )
     _insert(db, conversation, message.thread_key, None)
