@@ -87,4 +87,7 @@ def _tune_gc() -> None:
 
 
 def run() -> None:
+    # Until ``serve`` configures logging from the settings, warnings go to stderr: the
+    # commands that print JSON (check-config, connectors --json) keep stdout clean.
+    logs.configure("warning", "console", cache=False)
     sys.exit(main())

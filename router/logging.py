@@ -12,7 +12,9 @@ import msgspec
 import structlog
 
 
-def configure(level: str = "info", fmt: str = "auto") -> None:
+def configure(level: str = "info", fmt: str = "auto", *, cache: bool = True) -> None:
+    """Logs to stderr. ``cache=False`` for a configuration that a later call replaces
+    (the CLI's, before ``serve`` reads the settings): loggers used before it follow."""
     json_out = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer(serializer=_json)
@@ -35,7 +37,7 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=factory,
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s %(message)s")
 
