@@ -92,6 +92,7 @@ class Intake:
         result: IngestResult | BaseException,
         out: Accepted,
     ) -> None:
+        """Count a stored message; quarantine one the model refused (as its JSON)."""
         if isinstance(result, InputError):
             reason = f"{result.code}: {result.message}"
             raw = _encoder.encode(message)
@@ -113,11 +114,10 @@ class Intake:
             log.info("message.edited", connector=connector, message_id=stored.message_id)
             return
         try:
-            _count(await self._ingest(message), out)
+            result: IngestResult | BaseException = await self._ingest(message)
         except InputError as exc:
-            raw = _encoder.encode(message)
-            item = Quarantined(reason=f"{exc.code}: {exc.message}", raw=raw)
-            await self._quarantine(connector, item, out)
+            result = exc
+        await self._settle(connector, message, result, out)
 
     async def _deliver(self, report: DeliveryReport, out: Accepted) -> None:
         if not await self._ledger.record_delivery(report):

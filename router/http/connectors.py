@@ -17,7 +17,7 @@ from aiohttp import web
 from connectors.base import Connector, Reply, WebhookRequest
 from router.errors import NotFound, Unauthorized
 from router.http.keys import BLOBS, CLOCK, CONNECTORS, INTAKE, LEDGER, METRICS, SETTINGS
-from router.http.responses import json_response, read_body
+from router.http.responses import int_param, json_response, read_body
 from router.ledger import QuarantineEntry
 
 log = structlog.get_logger("router.connectors")
@@ -135,7 +135,7 @@ async def list_connectors(request: web.Request) -> web.Response:
 
 @routes.get("/v1/quarantine")
 async def quarantined(request: web.Request) -> web.Response:
-    limit = _limit(request.query.get("limit", "50"))
+    limit = int_param(request, "limit", default=50, low=1, high=500)
     page = await request.app[LEDGER].quarantined(limit=limit, before=request.query.get("before"))
     return json_response(page)
 
@@ -186,11 +186,3 @@ def _file(request: web.Request, blob: str, content_type: str) -> web.StreamRespo
         path,
         headers={"Content-Type": content_type, "X-Content-Type-Options": "nosniff"},
     )
-
-
-def _limit(given: str) -> int:
-    from router.errors import InputError
-
-    if not given.isdigit() or not 1 <= int(given) <= 500:
-        raise InputError("limit must be an integer from 1 to 500")
-    return int(given)

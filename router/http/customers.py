@@ -7,7 +7,7 @@ from aiohttp import web
 
 from router.errors import InputError, NotFound
 from router.http.keys import BROKER, CLOCK, METRICS, SETTINGS, STORE
-from router.http.responses import decode, json_response, read_body
+from router.http.responses import decode, int_param, json_response, read_body
 from router.identity import parse_key
 from router.models import Customer, MergeRecord
 
@@ -42,7 +42,7 @@ async def profile(request: web.Request) -> web.Response:
 @routes.get("/v1/customers/{id}/history")
 async def history(request: web.Request) -> web.Response:
     customer = await _live(request)
-    limit = _int_param(request, "limit", default=50, low=1, high=MAX_PAGE)
+    limit = int_param(request, "limit", default=50, low=1, high=MAX_PAGE)
     before = request.query.get("before") or None
     page = await request.app[STORE].history(customer.customer_id, limit=limit, before=before)
     return json_response(page)
@@ -89,12 +89,3 @@ async def _live(request: web.Request) -> Customer:
     if request.query_string:
         location += f"?{request.query_string}"
     raise web.HTTPPermanentRedirect(location)
-
-
-def _int_param(request: web.Request, name: str, *, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise InputError(f"{name} must be a whole number from {low} to {high}")
-    return int(raw)

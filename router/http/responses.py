@@ -51,6 +51,16 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def int_param(request: web.Request, name: str, *, default: int, low: int, high: int) -> int:
+    """A whole-number query parameter within ``low..high``; ``InputError`` else."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise InputError(f"{name} must be a whole number from {low} to {high}")
+    return int(raw)
+
+
 def decode(body: bytes, kind: type[T]) -> T:
     try:
         return msgspec.json.decode(body, type=kind)
