@@ -56,6 +56,17 @@ class Manifest:
     """The provider's documentation of the format."""
 
 
+WEBHOOK_PATH = "/v1/connectors/{name}/webhook"
+
+
+def webhook_url(manifest: Manifest, public_url: str) -> str | None:
+    """Where the provider posts: ``http.public_url`` + the path (the path alone when no
+    public URL is set); None for a connector without a webhook."""
+    if not manifest.webhook:
+        return None
+    return public_url.rstrip("/") + WEBHOOK_PATH.format(name=manifest.name)
+
+
 @dataclass(frozen=True)
 class ConnectorContext:
     clock: Clock

@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from connectors.base import webhook_url
 from connectors.registry import Installed, installed
 from router.errors import ConfigError
 from router.settings import Settings, load
-
-WEBHOOK = "/v1/connectors/{name}/webhook"
 
 
 def add_parser(sub: Any) -> None:
@@ -44,10 +43,8 @@ def run(args: argparse.Namespace) -> int:
 def row(found: Installed, settings: Settings | None) -> dict[str, Any]:
     manifest = found.manifest
     configured = settings is not None and found.name in settings.connectors
-    public = settings.http.public_url.rstrip("/") if settings else ""
-    webhook = None
-    if manifest is not None and manifest.webhook:
-        webhook = public + WEBHOOK.format(name=found.name)
+    public = settings.http.public_url if settings else ""
+    webhook = webhook_url(manifest, public) if manifest is not None else None
     return {
         "name": found.name,
         "channel": manifest.channel if manifest else None,

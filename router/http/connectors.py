@@ -14,7 +14,7 @@ from datetime import timedelta
 import structlog
 from aiohttp import web
 
-from connectors.base import Connector, Reply, WebhookRequest
+from connectors.base import WEBHOOK_PATH, Connector, Reply, WebhookRequest, webhook_url
 from router.errors import NotFound, Unauthorized
 from router.http.keys import BLOBS, CLOCK, CONNECTORS, INTAKE, LEDGER, METRICS, SETTINGS
 from router.http.responses import int_param, json_response, read_body
@@ -24,7 +24,7 @@ log = structlog.get_logger("router.connectors")
 
 routes = web.RouteTableDef()
 
-WEBHOOK = "/v1/connectors/{name}/webhook"
+WEBHOOK = WEBHOOK_PATH
 
 
 def connector(request: web.Request, name: str | None = None) -> Connector:
@@ -117,17 +117,16 @@ async def webhook(request: web.Request) -> web.Response:
 
 @routes.get("/v1/connectors")
 async def list_connectors(request: web.Request) -> web.Response:
-    public = request.app[SETTINGS].http.public_url.rstrip("/")
+    public = request.app[SETTINGS].http.public_url
     out = []
-    for name, found in sorted(request.app[CONNECTORS].items()):
+    for _, found in sorted(request.app[CONNECTORS].items()):
         manifest = found.manifest
-        path = WEBHOOK.format(name=name) if manifest.webhook else None
         out.append(
             {
-                "name": name,
+                "name": manifest.name,
                 "channel": manifest.channel,
                 "title": manifest.title,
-                "webhook": (public + path if public else path) if path else None,
+                "webhook": webhook_url(manifest, public),
             }
         )
     return json_response({"connectors": out})
