@@ -24,8 +24,6 @@ log = structlog.get_logger("router.connectors")
 
 routes = web.RouteTableDef()
 
-WEBHOOK = WEBHOOK_PATH
-
 
 def connector(request: web.Request, name: str | None = None) -> Connector:
     name = name or request.match_info["name"]
@@ -67,7 +65,7 @@ def reply_response(reply: Reply) -> web.Response:
     return web.Response(body=reply.body, status=reply.status, content_type=reply.content_type)
 
 
-@routes.get(WEBHOOK)
+@routes.get(WEBHOOK_PATH)
 async def handshake(request: web.Request) -> web.Response:
     found = webhook_connector(request)
     reply = found.handshake(webhook_request(request, b""))
@@ -75,7 +73,7 @@ async def handshake(request: web.Request) -> web.Response:
     return reply_response(reply)
 
 
-@routes.post(WEBHOOK)
+@routes.post(WEBHOOK_PATH)
 async def webhook(request: web.Request) -> web.Response:
     found = webhook_connector(request)
     name = found.manifest.name
